@@ -1,0 +1,26 @@
+"""The ``lcefr`` command line. Commands import TensorFlow lazily so ``lcefr --help`` is instant."""
+from __future__ import annotations
+
+import click
+
+from lcefr import __version__
+from lcefr.cli._common import Group
+from lcefr.cli.env import env
+from lcefr.cli.models import models
+from lcefr.cli.demo import demo
+
+__all__ = ["cli"]
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="lcefr")
+def cli():
+    """lcefr: binarized face recognition, from Larq/Keras models to measured FPS on embedded boards.
+
+    Faces are aligned RGB 112x112 crops, preprocessed as (x - 127.5) / 127.5 outside the model.
+    """
+
+
+cli.add_command(env)
+cli.add_command(models)
+cli.add_command(demo)

@@ -1,0 +1,77 @@
+"""``lcefr demo``: the zoo converted with LCE and timed on this CPU, one table."""
+from __future__ import annotations
+
+import click
+
+from lcefr.cli._common import echo_json, format_table, json_option
+
+HEADERS = ["model", "params", "binary MACs", "float MACs", ".tflite KB", "bconv", "bin MAC %", "parity cos", "ms/face", "FPS"]
+
+
+def _human(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+@click.command()
+@click.option("--models", "names", default=None, help="Comma-separated model names (default: the demo set).")
+@click.option("--all", "all_models", is_flag=True, help="Every registry model except the tiny test_* ones.")
+@click.option("--runs", default=20, show_default=True, help="Timed runs per model.")
+@click.option("--warmup", default=3, show_default=True, help="Untimed runs before timing.")
+@click.option("--out", "out_dir", default="build/demo", show_default=True, help="Where the .tflite files go.")
+@json_option
+def demo(names, all_models, runs, warmup, out_dir, as_json):
+    """Build, convert with LCE, verify and time models single-threaded on this CPU.
+
+    Every conversion is checked: the LceBconv2d count and the Keras-vs-interpreter cosine.
+    x86 timings use LCE's portable kernels (indirect BGEMM); they rank models on this machine
+    and are not ARM numbers (use `make jetson-bench` for a board).
+    """
+    from lcefr.demo import DEMO_MODELS, run_demo
+    from lcefr.models import list_models
+
+    if all_models:
+        selected = list_models(include_tests=False)
+    elif names:
+        selected = [n.strip() for n in names.split(",") if n.strip()]
+    else:
+        selected = list(DEMO_MODELS)
+    known = set(list_models())
+    unknown = [n for n in selected if n not in known]
+    if unknown:
+        raise click.BadParameter(f"unknown model(s) {', '.join(unknown)}; see `lcefr models list`", param_hint="--models")
+    if runs < 1 or warmup < 0:
+        raise click.BadParameter("--runs must be >= 1 and --warmup >= 0")
+
+    def show(row):
+        if not as_json:
+            click.echo(f"  {row.model}: {row.ms_per_face:.2f} ms/face, parity cos {row.parity_cosine:.5f}", err=True)
+
+    with click.progressbar(length=len(selected), label="models", file=click.get_text_stream("stderr")) as bar:
+        def on_row(row):
+            bar.update(1)
+            show(row)
+
+        rows = run_demo(selected, out_dir=out_dir, runs=runs, warmup=warmup, on_row=on_row)
+    if as_json:
+        echo_json([r.to_dict() for r in rows])
+        return
+    table = [
+        [
+            r.model,
+            _human(r.params),
+            _human(r.binary_macs),
+            _human(r.float_macs),
+            f"{r.tflite_bytes / 1024:.0f}",
+            r.lce_bconv2d,
+            f"{100 * r.binary_mac_share:.1f}",
+            f"{r.parity_cosine:.5f}",
+            f"{r.ms_per_face:.2f}" if r.status == "ok" else "failed",
+            f"{r.fps:.1f}" if r.status == "ok" else "-",
+        ]
+        for r in rows
+    ]
+    click.echo(format_table(HEADERS, table))
+    click.echo("LCE interpreter, 1 thread, indirect BGEMM, random weights, this CPU (not an ARM board).")

@@ -1,0 +1,45 @@
+"""Keras -> ``.tflite``: LCE flatbuffers with bitpacked binary ops, and plain float TFLite."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+
+__all__ = ["convert_lce", "convert_float"]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the converters' chatter (MLIR dumps, absl info) unless LCEFR_VERBOSE is set."""
+    if os.environ.get("LCEFR_VERBOSE"):
+        yield
+        return
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        tf_log.setLevel(level)
+
+
+def convert_lce(model, *, target: str = "arm") -> bytes:
+    """Convert with the Larq Compute Engine converter (binary layers become ``LceBconv2d``)."""
+    import larq_compute_engine as lce
+
+    with _quiet():
+        return lce.convert_keras_model(model, target=target)
+
+
+def convert_float(model) -> bytes:
+    """Plain TFLite conversion: every layer stays float (the speed baseline)."""
+    import tensorflow as tf
+
+    with _quiet():
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        return converter.convert()

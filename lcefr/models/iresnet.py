@@ -1,0 +1,89 @@
+"""insightface IResNet (Deng et al., ArcFace, arXiv:1801.07698), full precision.
+
+Stem conv3x3/s1 -> BN -> PReLU; improved basic blocks BN -> conv3x3 -> BN -> PReLU ->
+conv3x3(stride) -> BN plus a shortcut (1x1 conv + BN when the shape changes); four stages of
+64/128/256/512 channels, each starting with stride 2; the BN-Dropout-Flatten-FC-BN head.
+3x3 convolutions pad explicitly by one pixel, as PyTorch does, so PyTorch checkpoints map
+one to one.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from lcefr.layers import embedding_head
+from lcefr.models import register_model
+
+__all__ = ["iresnet", "ir18", "ir34", "ir50", "test_iresnet"]
+
+_BN = dict(momentum=0.9, epsilon=1e-5)
+
+
+def prelu(x):
+    return tf.keras.layers.PReLU(shared_axes=[1, 2], alpha_initializer=tf.keras.initializers.Constant(0.25))(x)
+
+
+def conv3x3(x, filters: int, stride: int = 1):
+    x = tf.keras.layers.ZeroPadding2D(1)(x)
+    return tf.keras.layers.Conv2D(filters, 3, strides=stride, use_bias=False)(x)
+
+
+def stem(x, filters: int = 64):
+    return prelu(tf.keras.layers.BatchNormalization(**_BN)(conv3x3(x, filters)))
+
+
+def residual_block(x, filters: int, stride: int):
+    y = tf.keras.layers.BatchNormalization(**_BN)(x)
+    y = prelu(tf.keras.layers.BatchNormalization(**_BN)(conv3x3(y, filters)))
+    y = tf.keras.layers.BatchNormalization(**_BN)(conv3x3(y, filters, stride))
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = tf.keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False)(x)
+        shortcut = tf.keras.layers.BatchNormalization(**_BN)(shortcut)
+    return tf.keras.layers.Add()([y, shortcut])
+
+
+def iresnet(
+    *,
+    input_shape,
+    embedding_size: int,
+    depths: Sequence[int],
+    widths: Sequence[int] = (64, 128, 256, 512),
+    dropout: float = 0.0,
+):
+    """The one IResNet builder; variants pass their stage depths."""
+    inputs = tf.keras.Input(shape=input_shape, name="face")
+    x = stem(inputs, widths[0])
+    for depth, width in zip(depths, widths):
+        for i in range(depth):
+            x = residual_block(x, width, 2 if i == 0 else 1)
+    outputs = embedding_head(x, embedding_size=embedding_size, dropout=dropout)
+    return tf.keras.Model(inputs, outputs)
+
+
+@register_model(family="iresnet", binary=False)
+def ir18(*, input_shape, embedding_size, dropout: float = 0.0):
+    return iresnet(input_shape=input_shape, embedding_size=embedding_size, depths=(2, 2, 2, 2), dropout=dropout)
+
+
+@register_model(family="iresnet", binary=False)
+def ir34(*, input_shape, embedding_size, dropout: float = 0.0):
+    return iresnet(input_shape=input_shape, embedding_size=embedding_size, depths=(3, 4, 6, 3), dropout=dropout)
+
+
+@register_model(family="iresnet", binary=False)
+def ir50(*, input_shape, embedding_size, dropout: float = 0.0):
+    return iresnet(input_shape=input_shape, embedding_size=embedding_size, depths=(3, 4, 14, 3), dropout=dropout)
+
+
+@register_model(family="iresnet", binary=False, embedding_size=64)
+def test_iresnet(*, input_shape, embedding_size, dropout: float = 0.0):
+    """A tiny IResNet for tests (one block per stage, narrow)."""
+    return iresnet(
+        input_shape=input_shape,
+        embedding_size=embedding_size,
+        depths=(1, 1, 1, 1),
+        widths=(16, 32, 32, 64),
+        dropout=dropout,
+    )
