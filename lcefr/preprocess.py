@@ -1,0 +1,34 @@
+"""The preprocessing contract every lcefr model, command and ``.tflite`` file relies on.
+
+Input: aligned RGB faces, 112x112 (the ArcFace five-point template), float32 NHWC, scaled as
+``(x - 127.5) / 127.5`` into [-1, 1]. The scaling is applied outside the model, so a converted
+``.tflite`` expects already-scaled floats too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["FACE_SIZE", "MEAN", "SCALE", "preprocess", "deprocess"]
+
+FACE_SIZE = 112
+MEAN = 127.5
+SCALE = 127.5
+
+
+def preprocess(images, *, size: int = FACE_SIZE) -> np.ndarray:
+    """uint8/float RGB images (HxWx3 or NxHxWx3, values 0..255) -> float32 NHWC in [-1, 1].
+
+    Raises:
+        ValueError: the images are not ``size`` x ``size`` x 3.
+    """
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1:] != (size, size, 3):
+        raise ValueError(f"Expected aligned RGB faces {size}x{size}x3, got shape {tuple(np.shape(images))}")
+    return ((x.astype(np.float32) - MEAN) / SCALE).astype(np.float32)
+
+
+def deprocess(x) -> np.ndarray:
+    """Inverse of :func:`preprocess`, back to uint8 RGB."""
+    return np.clip(np.asarray(x, dtype=np.float32) * SCALE + MEAN + 0.5, 0, 255).astype(np.uint8)
