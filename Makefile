@@ -39,7 +39,8 @@ demo: install
 	$(BIN)/lcefr demo
 
 demo-zoo: install
-	$(BIN)/lcefr demo --all
+	mkdir -p build
+	$(BIN)/lcefr demo --all --compare | tee build/demo-zoo.txt
 
 lint: install
 	$(BIN)/python -m pyflakes lcefr tests converters

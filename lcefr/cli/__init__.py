@@ -8,6 +8,7 @@ from lcefr.cli._common import Group
 from lcefr.cli.env import env
 from lcefr.cli.models import models
 from lcefr.cli.demo import demo
+from lcefr.cli.convert import convert, inspect
 
 __all__ = ["cli"]
 
@@ -24,3 +25,5 @@ def cli():
 cli.add_command(env)
 cli.add_command(models)
 cli.add_command(demo)
+cli.add_command(convert)
+cli.add_command(inspect)

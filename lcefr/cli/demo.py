@@ -21,8 +21,9 @@ def _human(n: int) -> str:
 @click.option("--runs", default=20, show_default=True, help="Timed runs per model.")
 @click.option("--warmup", default=3, show_default=True, help="Untimed runs before timing.")
 @click.option("--out", "out_dir", default="build/demo", show_default=True, help="Where the .tflite files go.")
+@click.option("--compare", is_flag=True, help="Also convert to float and int8 TFLite and time them (XNNPACK) in the same run.")
 @json_option
-def demo(names, all_models, runs, warmup, out_dir, as_json):
+def demo(names, all_models, runs, warmup, out_dir, compare, as_json):
     """Build, convert with LCE, verify and time models single-threaded on this CPU.
 
     Every conversion is checked: the LceBconv2d count and the Keras-vs-interpreter cosine.
@@ -54,7 +55,7 @@ def demo(names, all_models, runs, warmup, out_dir, as_json):
             bar.update(1)
             show(row)
 
-        rows = run_demo(selected, out_dir=out_dir, runs=runs, warmup=warmup, on_row=on_row)
+        rows = run_demo(selected, out_dir=out_dir, runs=runs, warmup=warmup, compare=compare, on_row=on_row)
     if as_json:
         echo_json([r.to_dict() for r in rows])
         return
@@ -73,5 +74,16 @@ def demo(names, all_models, runs, warmup, out_dir, as_json):
         ]
         for r in rows
     ]
-    click.echo(format_table(HEADERS, table))
-    click.echo("LCE interpreter, 1 thread, indirect BGEMM, random weights, this CPU (not an ARM board).")
+    headers = list(HEADERS)
+    if compare:
+        headers += ["float ms", "int8 ms", "float/LCE", "int8 cos"]
+        for r, line in zip(rows, table):
+            ratio = r.float_ms / r.ms_per_face if r.float_ms and r.status == "ok" else None
+            line += [
+                f"{r.float_ms:.2f}" if r.float_ms else "failed",
+                f"{r.int8_ms:.2f}" if r.int8_ms else "failed",
+                f"{ratio:.2f}x" if ratio else "-",
+                f"{r.int8_parity_cosine:.4f}" if r.int8_parity_cosine is not None else "-",
+            ]
+    click.echo(format_table(headers, table))
+    click.echo("LCE interpreter (indirect BGEMM) vs TFLite+XNNPACK, 1 thread, random weights, this CPU (not an ARM board).")

@@ -7,7 +7,7 @@ import logging
 import os
 import warnings
 
-__all__ = ["convert_lce", "convert_float"]
+__all__ = ["convert_lce", "convert_float", "convert_int8"]
 
 
 @contextlib.contextmanager
@@ -42,4 +42,25 @@ def convert_float(model) -> bytes:
 
     with _quiet():
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        return converter.convert()
+
+
+def convert_int8(model, representative) -> bytes:
+    """Post-training int8 quantization (float I/O) calibrated on ``representative`` (N, H, W, 3).
+
+    Ops without an int8 kernel (the SIGN of binary layers, for instance) stay float.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    samples = np.asarray(representative, dtype=np.float32)
+
+    def dataset():
+        for x in samples:
+            yield [x[None]]
+
+    with _quiet():
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
         return converter.convert()

@@ -22,6 +22,7 @@ flattened with ``Flatten`` (no pooling, no extra layer).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import larq as lq
@@ -30,7 +31,7 @@ import tensorflow as tf
 from lcefr.layers import HEAD_PREFIX
 from lcefr.models import register_model
 
-__all__ = ["binaryfacenet", "test_binaryfacenet", "build_binaryfacenet"]
+__all__ = ["binaryfacenet", "binaryfacenet_lce", "test_binaryfacenet", "test_binaryfacenet_lce", "build_binaryfacenet", "Binarization"]
 
 
 def _prelu(name: Optional[str] = None):
@@ -43,8 +44,71 @@ def _bn(name: Optional[str] = None):
     return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
-def _dorefa():
-    return lq.quantizers.DoReFa(k_bit=1, mode="weights")
+@dataclass(frozen=True)
+class Binarization:
+    """How binary layers are built: as published (DoReFa, 16-channel groups, binary depthwise and
+    separable convs) or LCE-native (sign quantizers, one-padding, 32k channels per group, binary
+    depthwise/separable 1x1 convs replaced by grouped/full binary 1x1 convs)."""
+
+    lce: bool = False
+
+    def quantizer(self):
+        if self.lce:
+            return lq.quantizers.SteSign(clip_value=1.0)
+        return lq.quantizers.DoReFa(k_bit=1, mode="weights")
+
+    def groups(self, channels: int, groups: int) -> int:
+        if not self.lce:
+            return groups
+        return max(1, min(groups, channels // 32))
+
+    def conv(self, filters: int, kernel: int, *, channels: int, strides: int = 1, padding: str = "same",
+             groups: int = 1, use_bias: bool = False, name: str):
+        """Binary QuantConv2D, weights clipped to [-1, 1]."""
+        extra = {"pad_values": 1.0} if self.lce and padding == "same" else {}
+        return lq.layers.QuantConv2D(
+            filters,
+            kernel,
+            strides=strides,
+            padding=padding,
+            groups=self.groups(channels, groups),
+            use_bias=use_bias,
+            input_quantizer=self.quantizer(),
+            kernel_quantizer=self.quantizer(),
+            kernel_constraint="weight_clip",
+            name=name,
+            **extra,
+        )
+
+    def depthwise(self, channels: int, *, name: str):
+        """Binary 1x1 depthwise conv with bias (LCE-native: a grouped binary 1x1 conv with bias)."""
+        if self.lce:
+            return self.conv(channels, 1, channels=channels, groups=channels, use_bias=True, name=name)
+        return lq.layers.QuantDepthwiseConv2D(
+            1,
+            padding="same",
+            input_quantizer=self.quantizer(),
+            depthwise_quantizer=self.quantizer(),
+            depthwise_constraint="weight_clip",
+            bias_constraint="weight_clip",
+            name=name,
+        )
+
+    def separable(self, filters: int, *, channels: int, name: str):
+        """Binary 1x1 separable conv with bias (LCE-native: one binary 1x1 conv with bias)."""
+        if self.lce:
+            return self.conv(filters, 1, channels=channels, use_bias=True, name=name)
+        return lq.layers.QuantSeparableConv2D(
+            filters,
+            1,
+            padding="same",
+            input_quantizer=self.quantizer(),
+            depthwise_quantizer=self.quantizer(),
+            pointwise_quantizer=self.quantizer(),
+            depthwise_constraint="weight_clip",
+            pointwise_constraint="weight_clip",
+            name=name,
+        )
 
 
 def fp_block(x, filters: int, kernel: int, *, strides: int = 1, padding: str = "same", groups: int = 1, name: str):
@@ -55,66 +119,22 @@ def fp_block(x, filters: int, kernel: int, *, strides: int = 1, padding: str = "
     return _prelu(f"{name}prelu")(_bn(f"{name}bn")(x))
 
 
-def binary_conv(filters: int, kernel: int, *, strides: int = 1, padding: str = "same", groups: int = 1,
-                use_bias: bool = False, name: str):
-    """Binary QuantConv2D: DoReFa 1-bit inputs and weights, weights clipped to [-1, 1]."""
-    return lq.layers.QuantConv2D(
-        filters,
-        kernel,
-        strides=strides,
-        padding=padding,
-        groups=groups,
-        use_bias=use_bias,
-        input_quantizer=_dorefa(),
-        kernel_quantizer=_dorefa(),
-        kernel_constraint="weight_clip",
-        name=name,
-    )
-
-
-def binary_depthwise(*, name: str):
-    """Binary 1x1 QuantDepthwiseConv2D with bias; weights and bias clipped to [-1, 1]."""
-    return lq.layers.QuantDepthwiseConv2D(
-        1,
-        padding="same",
-        input_quantizer=_dorefa(),
-        depthwise_quantizer=_dorefa(),
-        depthwise_constraint="weight_clip",
-        bias_constraint="weight_clip",
-        name=name,
-    )
-
-
-def binary_separable(filters: int, *, name: str):
-    """Binary 1x1 QuantSeparableConv2D with bias; DoReFa on input, depthwise and pointwise weights."""
-    return lq.layers.QuantSeparableConv2D(
-        filters,
-        1,
-        padding="same",
-        input_quantizer=_dorefa(),
-        depthwise_quantizer=_dorefa(),
-        pointwise_quantizer=_dorefa(),
-        depthwise_constraint="weight_clip",
-        pointwise_constraint="weight_clip",
-        name=name,
-    )
-
-
-def bin_block(x, filters: int, kernel: int, *, strides: int = 1, padding: str = "same", groups: int = 1,
-              act: bool = True, name: str):
+def bin_block(x, q: Binarization, filters: int, kernel: int, *, strides: int = 1, padding: str = "same",
+              groups: int = 1, act: bool = True, name: str):
     """``bin``: binary QuantConv2D (no bias) -> BatchNorm -> PReLU (unless ``act`` is off)."""
-    x = binary_conv(filters, kernel, strides=strides, padding=padding, groups=groups, name=f"{name}conv")(x)
+    x = q.conv(filters, kernel, channels=x.shape[-1], strides=strides, padding=padding, groups=groups,
+               name=f"{name}conv")(x)
     x = _bn(f"{name}bn")(x)
     return _prelu(f"{name}prelu")(x) if act else x
 
 
-def se_block(x, *, name: str = "se_"):
+def se_block(x, q: Binarization, *, name: str = "se_"):
     """Squeeze-and-excitation whose squeeze is four strided binary convolutions (112 -> 54 -> 18 -> 5 -> 1)."""
     filters = x.shape[-1]
-    s = bin_block(x, filters, 5, strides=2, padding="valid", groups=4, name=f"{name}squeeze1_")
-    s = bin_block(s, filters, 3, strides=3, padding="valid", groups=4, name=f"{name}squeeze2_")
-    s = bin_block(s, filters, 1, strides=4, padding="valid", groups=2, name=f"{name}squeeze3_")
-    s = bin_block(s, filters, 1, strides=5, padding="valid", name=f"{name}squeeze4_")
+    s = bin_block(x, q, filters, 5, strides=2, padding="valid", groups=4, name=f"{name}squeeze1_")
+    s = bin_block(s, q, filters, 3, strides=3, padding="valid", groups=4, name=f"{name}squeeze2_")
+    s = bin_block(s, q, filters, 1, strides=4, padding="valid", groups=2, name=f"{name}squeeze3_")
+    s = bin_block(s, q, filters, 1, strides=5, padding="valid", name=f"{name}squeeze4_")
     s = tf.keras.layers.Reshape((1, 1, filters), name=f"{name}reshape")(s)
     s = tf.keras.layers.Conv2D(max(1, filters // 16), 1, name=f"{name}reduce")(s)
     s = _prelu(f"{name}reduce_prelu")(s)
@@ -122,27 +142,27 @@ def se_block(x, *, name: str = "se_"):
     return tf.keras.layers.Multiply(name=f"{name}scale")([x, s])
 
 
-def global_feature_block(x, *, name: str = "gfe_"):
+def global_feature_block(x, q: Binarization, *, name: str = "gfe_"):
     """Binary 1x1 convolutions and binary depthwise 1x1 convolutions with alternating residual adds."""
     filters = x.shape[-1]
-    a = binary_conv(filters, 1, use_bias=True, name=f"{name}a_conv")(x)
+    a = q.conv(filters, 1, channels=filters, use_bias=True, name=f"{name}a_conv")(x)
     a = _prelu(f"{name}a_prelu")(a)
-    b = binary_depthwise(name=f"{name}b_dw")(a)
+    b = q.depthwise(filters, name=f"{name}b_dw")(a)
     c = _prelu(f"{name}c_prelu")(tf.keras.layers.Add(name=f"{name}c_add")([x, b]))
-    d = binary_conv(filters, 1, name=f"{name}d_conv")(c)
+    d = q.conv(filters, 1, channels=filters, name=f"{name}d_conv")(c)
     e = _prelu(f"{name}e_prelu")(tf.keras.layers.Add(name=f"{name}e_add")([d, a]))
-    f = binary_depthwise(name=f"{name}f_dw")(e)
+    f = q.depthwise(filters, name=f"{name}f_dw")(e)
     return _prelu(f"{name}out_prelu")(tf.keras.layers.Add(name=f"{name}out_add")([e, f, x]))
 
 
-def local_feature_block(x, filters: int, *, name: str):
+def local_feature_block(x, q: Binarization, filters: int, *, name: str):
     """Binary 3x3 stride-2 convolution, binary separable and 1x1 convolutions with residual adds."""
-    a = bin_block(x, filters, 3, strides=2, name=f"{name}a_")
-    b = _prelu(f"{name}b_prelu")(binary_separable(filters, name=f"{name}b_sep")(a))
-    c = bin_block(b, filters, 1, padding="valid", act=False, name=f"{name}c_")
+    a = bin_block(x, q, filters, 3, strides=2, name=f"{name}a_")
+    b = _prelu(f"{name}b_prelu")(q.separable(filters, channels=filters, name=f"{name}b_sep")(a))
+    c = bin_block(b, q, filters, 1, padding="valid", act=False, name=f"{name}c_")
     d = _prelu(f"{name}d_prelu")(tf.keras.layers.Add(name=f"{name}d_add")([a, c]))
-    e = bin_block(d, filters, 1, padding="valid", name=f"{name}e_")
-    f = binary_separable(filters, name=f"{name}f_sep")(e)
+    e = bin_block(d, q, filters, 1, padding="valid", name=f"{name}e_")
+    f = q.separable(filters, channels=filters, name=f"{name}f_sep")(e)
     return _prelu(f"{name}out_prelu")(tf.keras.layers.Add(name=f"{name}out_add")([b, f]))
 
 
@@ -185,6 +205,7 @@ def build_binaryfacenet(
     local_blocks: int = 2,
     embedding_filters: int = 128,
     dropout: float = 0.0,
+    lce: bool = False,
 ):
     """The BinaryFaceNet layout with its widths as arguments.
 
@@ -197,6 +218,7 @@ def build_binaryfacenet(
         embedding_filters: channels of the first embedding convolution (128 as published).
         dropout: rate of a Dropout layer in front of the embedding convolutions; the published
             model has none (0).
+        lce: build the LCE-native variant (see :class:`Binarization`).
 
     Raises:
         ValueError: the input size does not reduce to 1x1 where the layout needs it.
@@ -205,12 +227,13 @@ def build_binaryfacenet(
         raise ValueError(f"filters must be a multiple of 4 (grouped convolutions), got {filters}")
     _check_input_size(tuple(input_shape), local_blocks)
     inputs = tf.keras.Input(shape=tuple(input_shape), name="face")
+    q = Binarization(lce=lce)
     x = fp_block(inputs, filters, 1, name="stem_")
-    x = se_block(x)
-    x = bin_block(x, filters, 3, strides=2, groups=4, name="down_")
-    x = global_feature_block(x)
+    x = se_block(x, q)
+    x = bin_block(x, q, filters, 3, strides=2, groups=4, name="down_")
+    x = global_feature_block(x, q)
     for i in range(local_blocks):
-        x = local_feature_block(x, filters, name=f"lfe{i + 1}_")
+        x = local_feature_block(x, q, filters, name=f"lfe{i + 1}_")
     outputs = embedding(x, filters=embedding_filters, embedding_size=embedding_size, dropout=dropout)
     return tf.keras.Model(inputs, outputs)
 
@@ -230,4 +253,23 @@ def test_binaryfacenet(*, input_shape, embedding_size, dropout: float = 0.0):
         dropout=dropout,
         filters=16,
         embedding_filters=32,
+    )
+
+
+@register_model(family="binaryfacenet", binary=True, embedding_size=128)
+def binaryfacenet_lce(*, input_shape, embedding_size, dropout: float = 0.0):
+    """BinaryFaceNet's layout and size class with every binary layer lowering to LceBconv2d.
+
+    Sign quantizers instead of DoReFa, one-padding, groups of 32 input channels (2 instead of 4
+    or 2 groups at 64 channels), the binary depthwise 1x1 convs as 2-group binary 1x1 convs and
+    the binary separable 1x1 convs as binary 1x1 convs, all with bias.
+    """
+    return build_binaryfacenet(input_shape=input_shape, embedding_size=embedding_size, dropout=dropout, lce=True)
+
+
+@register_model(family="binaryfacenet", binary=True, embedding_size=128)
+def test_binaryfacenet_lce(*, input_shape, embedding_size, dropout: float = 0.0):
+    """A narrow LCE-native BinaryFaceNet for tests (32 channels)."""
+    return build_binaryfacenet(
+        input_shape=input_shape, embedding_size=embedding_size, dropout=dropout, filters=32, embedding_filters=32, lce=True
     )

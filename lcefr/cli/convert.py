@@ -1,0 +1,129 @@
+"""``lcefr convert`` and ``lcefr inspect``."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import click
+
+from lcefr.cli._common import CliError, echo_json, format_table, json_option
+
+TARGET_CHOICE = click.Choice(["tflite", "tflite-int8", "tflite-float", "onnx"])
+
+
+def _calibration(directory, count):
+    from lcefr.convert.parity import probe_inputs
+    from lcefr.data import load_faces
+
+    if directory:
+        return load_faces(directory, limit=count)
+    click.echo("warning: no --calibration DIR given; calibrating int8 ranges on uniform noise "
+               "(ranges from real aligned faces are better)", err=True)
+    return probe_inputs((112, 112, 3), n=count, seed=123)
+
+
+@click.command()
+@click.argument("source")
+@click.option("--to", "target", type=TARGET_CHOICE, required=True, help="Output format.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")
+@click.option("--weights", type=click.Path(), help="Weights for a registry SOURCE (default: random init).")
+@click.option("--calibration", type=click.Path(), help="Folder of aligned 112x112 faces for int8 ranges.")
+@click.option("--calibration-size", default=64, show_default=True, help="Images used for int8 calibration.")
+@click.option("--no-verify", is_flag=True, help="Skip the parity and op-audit checks (not recommended).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random init of a registry SOURCE.")
+@json_option
+def convert(source, target, output, weights, calibration, calibration_size, no_verify, seed, as_json):
+    """Convert SOURCE (a registry name or a saved .keras/.h5/SavedModel) to TARGET.
+
+    \b
+    tflite        LCE flatbuffer, binary layers as bitpacked LceBconv2d ops
+    tflite-float  plain TFLite, every layer in float (the speed baseline)
+    tflite-int8   TFLite post-training int8 (float I/O; binary models keep float SIGN islands)
+    onnx          float ONNX (opset 13) through tf2onnx
+
+    Every conversion is checked against the Keras model on generated inputs (cosine >= 0.999;
+    int8 >= 0.98 on full-precision models, reported on binary ones) and, for tflite, every
+    sign-quantized Keras convolution must be an LceBconv2d. A failed check exits 1 and writes
+    nothing.
+    """
+    from lcefr.convert.api import ConversionCheckError, convert as run_convert
+    from lcefr.convert.source import load_source
+    from lcefr.demo import write_atomic
+
+    if os.path.isdir(output):
+        raise CliError(f"output {output} is a directory")
+    src = load_source(source, weights=weights, seed=seed)
+    cal = _calibration(calibration, calibration_size) if target == "tflite-int8" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            buffer, result = run_convert(src.model, target=target, name=src.name, lce_native=src.lce_native,
+                                         calibration=cal, verify=not no_verify)
+        except ConversionCheckError as err:
+            if as_json:
+                echo_json({**err.result.to_dict(), "output": None})
+            click.echo(f"error: conversion check failed, nothing written: {err}", err=True)
+            raise SystemExit(1)
+    write_atomic(output, buffer)
+    for message in result.warnings:
+        click.echo(f"warning: {message}", err=True)
+    if as_json:
+        echo_json({**result.to_dict(), "output": output})
+        return
+    parity = result.parity or {}
+    ops = result.ops or {}
+    click.echo(f"{src.name} -> {output} ({target}, {result.size_bytes / 1024:.0f} KB)")
+    if ops:
+        click.echo(f"  LceBconv2d {ops['lce_bconv2d']} for {result.sign_convs} sign-quantized convs, "
+                   f"binary MAC share {ops['binary_mac_share']:.3f}")
+    if parity:
+        click.echo(f"  parity vs Keras: cosine min {parity['cosine_min']:.6f} (need >= {result.parity_min}"
+                   f"{'' if result.parity_enforced else ', reported only'}), max |diff| {parity['max_abs_diff']:.2e}")
+
+
+@click.command()
+@click.argument("target")
+@click.option("--lce-lint", is_flag=True, help="TARGET is a registry name or Keras file: list layers LCE will not binarize.")
+@json_option
+def inspect(target, lce_lint, as_json):
+    """Audit a .tflite file (op histogram, LCE binary ops, binary MAC share), or lint a Keras model.
+
+    With --lce-lint, TARGET is a registry name or a Keras model file; the command lists every
+    quantized layer that will not become a fast LCE binary op, why, and the fix.
+    """
+    if lce_lint:
+        _lint(target, as_json)
+        return
+    from lcefr.convert.inspect import inspect_tflite
+
+    if not os.path.isfile(target):
+        raise CliError(f"no such file: {target}")
+    with open(target, "rb") as f:
+        report = inspect_tflite(f.read())
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    d = report.to_dict()
+    click.echo(f"{target}: {d['size_bytes'] / 1024:.0f} KB")
+    for key in ("lce_bconv2d", "bconv_bitpacked_out", "bconv_float_out", "lce_quantize", "lce_dequantize",
+                "float_conv", "float_depthwise", "float_fc"):
+        click.echo(f"  {key:20s} {d[key]}")
+    click.echo(f"  {'binary_mac_share':20s} {d['binary_mac_share']:.4f}  ({d['binary_macs']:,} binary / {d['float_macs']:,} float MACs)")
+    click.echo(format_table(["op", "count"], sorted(d["ops"].items(), key=lambda kv: -kv[1])))
+
+
+def _lint(target, as_json):
+    from lcefr.convert.audit import count_sign_convs, lce_lint
+    from lcefr.convert.source import load_source
+
+    src = load_source(target)
+    findings = lce_lint(src.model)
+    if as_json:
+        echo_json({"model": src.name, "sign_convs": count_sign_convs(src.model), "findings": [f.to_dict() for f in findings]})
+        return
+    if not findings:
+        click.echo(f"{src.name}: every quantized layer lowers to an LCE binary op ({count_sign_convs(src.model)} convs)")
+        return
+    click.echo(f"{src.name}: {len(findings)} layer(s) will not run as fast LCE binary ops")
+    for f in findings:
+        click.echo(f"- {f.layer} ({f.kind}): {f.problem}\n    fix: {f.fix}")

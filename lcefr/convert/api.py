@@ -1,0 +1,161 @@
+"""``convert()``: one target, every check, a result record; no file I/O (the CLI writes)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from lcefr.convert.audit import count_sign_convs, deploy_mode
+from lcefr.convert.inspect import inspect_tflite
+from lcefr.convert.parity import check_parity, probe_inputs
+
+__all__ = ["TARGETS", "PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
+
+TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx")
+#: Minimum Keras-vs-converted cosine per target (int8: enforced on full-precision models only).
+PARITY_MIN = {"tflite": 0.999, "tflite-float": 0.999, "tflite-int8": 0.98, "onnx": 0.999}
+
+
+@dataclass
+class ConversionResult:
+    source: str
+    target: str
+    size_bytes: int = 0
+    kernel: Optional[str] = None
+    binary_model: bool = False
+    lce_native: bool = True
+    sign_convs: int = 0
+    ops: Optional[Dict] = None
+    parity: Optional[Dict] = None
+    parity_min: float = 0.0
+    parity_enforced: bool = True
+    checks: Dict[str, bool] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
+    errors: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+class ConversionCheckError(ValueError):
+    """A conversion whose checks failed; ``result`` holds the numbers."""
+
+    def __init__(self, result: ConversionResult):
+        self.result = result
+        super().__init__(f"{result.source} -> {result.target}: " + "; ".join(result.errors))
+
+
+def tflite_runner(buffer: bytes, *, kernel: str = "indirect"):
+    """``x -> embeddings`` for a flatbuffer: LCE's interpreter (runs both LCE and builtin ops)."""
+    from lcefr.bench.local import lce_interpreter
+
+    interpreter = lce_interpreter(buffer, threads=1, kernel=kernel)
+    return interpreter.predict
+
+
+def _is_binary(model) -> bool:
+    import larq as lq
+
+    from lcefr.convert.source import iter_layers
+
+    return any(
+        getattr(layer, "kernel_quantizer", None) is not None or getattr(layer, "input_quantizer", None) is not None
+        for layer in iter_layers(model)
+        if isinstance(layer, lq.layers.QuantizerBase) or hasattr(layer, "kernel_quantizer")
+    )
+
+
+def convert(
+    model,
+    *,
+    target: str,
+    name: str = "model",
+    lce_native: bool = True,
+    calibration: Optional[np.ndarray] = None,
+    verify: bool = True,
+    probes: Optional[np.ndarray] = None,
+) -> "tuple[bytes, ConversionResult]":
+    """Convert ``model`` to ``target`` and check it.
+
+    Checks (unless ``verify`` is False): parity of embeddings with Keras (cosine >= PARITY_MIN)
+    and, for ``tflite``, that every sign-quantized Keras convolution became an ``LceBconv2d``
+    (models registered as not LCE-native only get a warning).
+
+    Raises:
+        ValueError: unknown target, or int8 without calibration data.
+        ConversionCheckError: a check failed (the bytes are not returned).
+    """
+    from lcefr.convert.tflite import convert_float, convert_int8, convert_lce
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    result = ConversionResult(source=name, target=target, lce_native=lce_native, binary_model=_is_binary(model))
+    result.sign_convs = count_sign_convs(model)
+    if target == "tflite":
+        with deploy_mode(model):
+            buffer = convert_lce(model)
+    elif target == "tflite-float":
+        with deploy_mode(model):
+            buffer = convert_float(model)
+    elif target == "tflite-int8":
+        if calibration is None:
+            raise ValueError("tflite-int8 needs calibration images")
+        with deploy_mode(model):
+            buffer = convert_int8(model, calibration)
+    else:
+        from lcefr.convert.onnx import convert_onnx
+
+        buffer = convert_onnx(model)
+    result.size_bytes = len(buffer)
+
+    if target.startswith("tflite"):
+        report = inspect_tflite(buffer)
+        result.ops = report.to_dict()
+        if target == "tflite":
+            _audit_ops(result, report)
+    if verify:
+        _check_parity(model, buffer, result, probes)
+    if result.errors:
+        raise ConversionCheckError(result)
+    return buffer, result
+
+
+def _audit_ops(result: ConversionResult, report) -> None:
+    ok = report.lce_bconv2d >= result.sign_convs
+    result.checks["op_audit"] = ok
+    if result.binary_model and report.lce_bconv2d == 0:
+        message = (f"no LceBconv2d in the converted model: its binary layers run in float "
+                   f"(binary MAC share {report.binary_mac_share:.3f}); see `lcefr inspect {result.source} --lce-lint`")
+        if result.lce_native:
+            result.errors.append(message)
+        else:
+            result.warnings.append(message)
+    if not ok:
+        message = f"{report.lce_bconv2d} LceBconv2d for {result.sign_convs} sign-quantized Keras convolutions"
+        (result.errors if result.lce_native else result.warnings).append(message)
+
+
+def _check_parity(model, buffer: bytes, result: ConversionResult, probes) -> None:
+    if result.target == "onnx":
+        from lcefr.convert.onnx import onnx_runner
+
+        run = onnx_runner(buffer)
+    else:
+        run = tflite_runner(buffer, kernel="indirect")
+        result.kernel = "indirect"
+    if probes is None:
+        probes = probe_inputs(tuple(model.input_shape[1:]))
+    parity = check_parity(model, run, inputs=probes)
+    result.parity = parity.to_dict()
+    result.parity_min = PARITY_MIN[result.target]
+    result.parity_enforced = not (result.target == "tflite-int8" and result.binary_model)
+    passed = parity.cosine_min >= result.parity_min
+    result.checks["parity"] = passed or not result.parity_enforced
+    if not passed:
+        message = f"parity cosine {parity.cosine_min:.5f} < {result.parity_min} against Keras"
+        (result.errors if result.parity_enforced else result.warnings).append(message)

@@ -1,0 +1,55 @@
+"""Read aligned 112x112 face images from disk into the preprocessing contract."""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import numpy as np
+
+from lcefr.preprocess import FACE_SIZE, preprocess
+
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_face", "load_faces"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def list_images(directory: str) -> List[str]:
+    """Image files below ``directory`` (recursively), sorted."""
+    if not os.path.isdir(directory):
+        raise NotADirectoryError(f"not a directory: {directory}")
+    found = []
+    for root, _, files in os.walk(directory):
+        found.extend(os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(found)
+
+
+def read_face(path: str) -> np.ndarray:
+    """One aligned face as uint8 RGB 112x112x3.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not an image, or not 112x112.
+    """
+    import cv2
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such image: {path}")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot decode image: {path}")
+    if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
+        raise ValueError(
+            f"{path}: expected an aligned {FACE_SIZE}x{FACE_SIZE} face, got {image.shape[1]}x{image.shape[0]} "
+            "(align photos first)"
+        )
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_faces(directory: str, *, limit: Optional[int] = None, seed: int = 0) -> np.ndarray:
+    """Up to ``limit`` faces from ``directory`` (random subset by ``seed``), preprocessed."""
+    paths = list_images(directory)
+    if not paths:
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {directory}")
+    if limit is not None and len(paths) > limit:
+        rng = np.random.default_rng(seed)
+        paths = sorted(rng.choice(paths, size=limit, replace=False))
+    return preprocess(np.stack([read_face(p) for p in paths]))
