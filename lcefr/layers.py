@@ -6,7 +6,7 @@ import logging
 import larq as lq
 import tensorflow as tf
 
-from lcefr.quantizers import AdaBinWeight, adabin_weight_stats
+from lcefr.quantizers import AdaBinWeight, adabin_weight_stats, ede_sign
 
 __all__ = ["HEAD_PREFIX", "Maxout", "AdaBinConv2D", "embedding_head", "CUSTOM_OBJECTS"]
 
@@ -96,39 +96,29 @@ class AdaBinConv2D(lq.layers.QuantConv2D):
         self.act_alpha = self.add_weight(name="act_alpha", shape=(), initializer="ones")
         self.act_beta = self.add_weight(name="act_beta", shape=(), initializer="zeros")
 
-    #: When True, ``call`` computes the deploy form that LCE lowers to binary ops (see below).
-    deploy_form = False
-
     def call(self, inputs):
-        if self.deploy_form:
-            return self._deploy_call(inputs)
-        u = (inputs - self.act_beta) / self.act_alpha
-        y = super().call(u)
-        w_sum = tf.reduce_sum(self.kernel_quantizer(self.kernel), axis=[0, 1, 2])
-        return self.act_alpha * y + (self.act_alpha * self.act_beta) * w_sum
+        """The binarized convolution in the form LCE runs it (EffBin eq. 9).
 
-    def _deploy_call(self, inputs):
-        """The same function as three LCE-native pieces (EffBin eq. 9).
-
-        With ``b = sign((x - beta_a) / alpha_a)`` and ``W_hat = alpha_w * W_b + beta_w``:
-        ``y = alpha_a * conv(b, alpha_w * W_b) + alpha_a * beta_w * conv(b, 1) + alpha_a * beta_a * sum(W_hat)``.
-        Both convolutions run as one LceBconv2d with ``C + 1`` output channels (the +-scale kernel
-        and an all-ones kernel for the box-sum of ``b`` over the window and all input channels),
-        split afterwards; a separate one-channel box convolution would let LCE fuse the
-        per-channel ``beta_w`` multiply into its one-channel multiplier, which breaks at run time.
+        With ``b = sign((x - beta_a) / alpha_a)`` (one-padded) and ``W_hat = alpha_w * W_b + beta_w``:
+        ``y = alpha_a * alpha_w * conv(b, W_b) + alpha_a * beta_w * conv(b, 1) + alpha_a * beta_a * sum(W_hat)``.
+        Both convolutions are +-1 by +-1, so they give exact integers; they run as one binary
+        convolution with ``C + 1`` output channels (``W_b`` and an all-ones kernel for the box-sum
+        of ``b`` over the window and all input channels), split afterwards. Training and the
+        converted flatbuffer therefore compute the same numbers in the same order. (A separate
+        one-channel box convolution would let LCE fuse the per-channel ``beta_w`` multiply into its
+        one-channel multiplier, which breaks at run time.)
         """
         beta_w, alpha_w = adabin_weight_stats(self.kernel)
-        signs = lq.math.sign(self.kernel - beta_w)
-        kernel_main = signs * (self.act_alpha * alpha_w)
-        kernel_box = tf.ones_like(self.kernel[..., :1])
-        kernel = tf.concat([kernel_main, kernel_box], axis=-1)
-        b = lq.quantizers.ste_sign((inputs - self.act_beta) / self.act_alpha)
+        q = self.kernel_quantizer
+        w_b = ede_sign((self.kernel - beta_w) / alpha_w, q.k, q.t)
+        kernel = tf.concat([w_b, tf.ones_like(w_b[..., :1])], axis=-1)
+        b = self.input_quantizer((inputs - self.act_beta) / self.act_alpha)
         if self.padding == "same":
             b = tf.pad(b, self._get_padding_same(b), constant_values=1.0)
-        both = tf.nn.conv2d(b, kernel, (1, *self.strides, 1), "VALID")
-        main, box = both[..., :-1], both[..., -1:]
-        w_sum = tf.reduce_sum(signs * alpha_w + beta_w, axis=[0, 1, 2])
-        return main + box * (self.act_alpha * beta_w) + (self.act_alpha * self.act_beta) * w_sum
+        counts = tf.nn.conv2d(b, kernel, (1, *self.strides, 1), "VALID")
+        main, box = counts[..., :-1], counts[..., -1:]
+        w_sum = tf.reduce_sum(w_b * alpha_w + beta_w, axis=[0, 1, 2])
+        return main * (self.act_alpha * alpha_w) + box * (self.act_alpha * beta_w) + (self.act_alpha * self.act_beta) * w_sum
 
     def get_config(self):
         config = super().get_config()

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from lcefr.convert.audit import count_sign_convs, deploy_mode
+from lcefr.convert.audit import count_sign_convs
 from lcefr.convert.inspect import inspect_tflite
 from lcefr.convert.parity import check_parity, probe_inputs
 
@@ -97,16 +97,13 @@ def convert(
     result = ConversionResult(source=name, target=target, lce_native=lce_native, binary_model=_is_binary(model))
     result.sign_convs = count_sign_convs(model)
     if target == "tflite":
-        with deploy_mode(model):
-            buffer = convert_lce(model)
+        buffer = convert_lce(model)
     elif target == "tflite-float":
-        with deploy_mode(model):
-            buffer = convert_float(model)
+        buffer = convert_float(model)
     elif target == "tflite-int8":
         if calibration is None:
             raise ValueError("tflite-int8 needs calibration images")
-        with deploy_mode(model):
-            buffer = convert_int8(model, calibration)
+        buffer = convert_int8(model, calibration)
     else:
         from lcefr.convert.onnx import convert_onnx
 

@@ -1,7 +1,6 @@
 """What in a Keras model should become LCE binary ops, and what will not (``--lce-lint``)."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
 from typing import Dict, List
 
@@ -9,7 +8,7 @@ import larq as lq
 
 from lcefr.convert.source import iter_layers
 
-__all__ = ["Finding", "is_sign_quantizer", "count_sign_convs", "lce_lint", "deploy_mode"]
+__all__ = ["Finding", "is_sign_quantizer", "count_sign_convs", "lce_lint"]
 
 _SIGN_QUANTIZERS = (lq.quantizers.SteSign, lq.quantizers.ApproxSign, lq.quantizers.SwishSign, lq.quantizers.MagnitudeAwareSign)
 _SIGN_FUNCTIONS = {"ste_sign", "approx_sign", "swish_sign", "magnitude_aware_sign"}
@@ -92,18 +91,3 @@ def lce_lint(model) -> List[Finding]:
                                     "zero padding: LCE runs it with float output, an edge correction and no fused activation",
                                     "QuantConv2D(..., padding='same', pad_values=1.0)"))
     return findings
-
-
-@contextlib.contextmanager
-def deploy_mode(model):
-    """Switch layers that have a separate deploy form (AdaBinConv2D) to it for conversion."""
-    from lcefr.layers import AdaBinConv2D
-
-    switched = [layer for layer in iter_layers(model) if isinstance(layer, AdaBinConv2D)]
-    for layer in switched:
-        layer.deploy_form = True
-    try:
-        yield model
-    finally:
-        for layer in switched:
-            layer.deploy_form = False

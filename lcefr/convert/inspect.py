@@ -72,6 +72,8 @@ def _shape(subgraph, index: int):
 def read_ops(buffer: bytes) -> List[OpRecord]:
     """Every operator of the main subgraph with its MAC count where it has one."""
     schema = _schema()
+    if len(buffer) < 8 or bytes(buffer[4:8]) != b"TFL3":
+        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
     try:
         model = schema.Model.GetRootAsModel(buffer, 0)
         subgraph = model.Subgraphs(0)
