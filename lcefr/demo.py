@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 __all__ = ["DEMO_MODELS", "DemoRow", "run_model", "write_atomic"]
@@ -27,6 +27,9 @@ class DemoRow:
     float_ms: Optional[float] = None
     int8_ms: Optional[float] = None
     int8_parity_cosine: Optional[float] = None
+    onnx_ms: Optional[float] = None
+    onnx_parity_cosine: Optional[float] = None
+    notes: List[str] = field(default_factory=list)
     status: str = "ok"
     error: Optional[str] = None
 
@@ -87,17 +90,42 @@ def run_model(
         error=timing.error,
     )
     if compare:
-        float_buffer, _ = convert(src.model, target="tflite-float", name=name, lce_native=src.lce_native)
-        calibration = probe_inputs(tuple(src.model.input_shape[1:]), n=32, seed=7)
-        int8_buffer, int8 = convert(src.model, target="tflite-int8", name=name, lce_native=src.lce_native, calibration=calibration)
-        row.int8_parity_cosine = int8.parity["cosine_min"]
-        if out_dir:
-            write_atomic(os.path.join(out_dir, f"{name}.float.tflite"), float_buffer)
-            write_atomic(os.path.join(out_dir, f"{name}.int8.tflite"), int8_buffer)
-        for attr, buf in (("float_ms", float_buffer), ("int8_ms", int8_buffer)):
-            t = time_tflite(buf, name=name, threads=threads, runs=runs, warmup=warmup)
-            setattr(row, attr, t.latency_ms.get("mean") if t.status == "ok" else None)
+        _compare(row, src, out_dir=out_dir, runs=runs, warmup=warmup, threads=threads)
     return row
+
+
+def _compare(row: DemoRow, src, *, out_dir, runs: int, warmup: int, threads: int) -> None:
+    """Float, int8 (TFLite + XNNPACK) and ONNX (onnxruntime) versions of the same model, checked and timed."""
+    from lcefr.bench.local import latency_stats, time_callable, time_tflite
+    from lcefr.convert.api import ConversionCheckError, convert
+    from lcefr.convert.onnx import onnx_runner
+    from lcefr.convert.parity import probe_inputs
+
+    shape = tuple(src.model.input_shape[1:])
+    calibration = probe_inputs(shape, n=32, seed=7)
+    for target, suffix in (("tflite-float", "float.tflite"), ("tflite-int8", "int8.tflite"), ("onnx", "onnx")):
+        key = {"tflite-float": "float", "tflite-int8": "int8", "onnx": "onnx"}[target]
+        try:
+            buffer, result = convert(src.model, target=target, name=row.model, lce_native=src.lce_native,
+                                     calibration=calibration if target == "tflite-int8" else None)
+        except ConversionCheckError as err:
+            row.notes.append(f"{target}: {'; '.join(err.result.errors)}")
+            continue
+        except Exception as err:  # one failing target must not hide the others
+            row.notes.append(f"{target}: {type(err).__name__}: {err}")
+            continue
+        if key != "float":
+            setattr(row, f"{key}_parity_cosine", result.parity["cosine_min"])
+        row.notes.extend(f"{target}: {w}" for w in result.warnings)
+        if out_dir:
+            write_atomic(os.path.join(out_dir, f"{row.model}.{suffix}"), buffer)
+        if target == "onnx":
+            run = onnx_runner(buffer)
+            x = probe_inputs(shape, n=1)
+            setattr(row, "onnx_ms", latency_stats(time_callable(lambda: run(x), runs=runs, warmup=warmup))["mean"])
+        else:
+            timing = time_tflite(buffer, name=row.model, threads=threads, runs=runs, warmup=warmup)
+            setattr(row, f"{key}_ms", timing.latency_ms.get("mean") if timing.status == "ok" else None)
 
 
 def run_demo(

@@ -76,14 +76,19 @@ def demo(names, all_models, runs, warmup, out_dir, compare, as_json):
     ]
     headers = list(HEADERS)
     if compare:
-        headers += ["float ms", "int8 ms", "float/LCE", "int8 cos"]
+        headers += ["float ms", "int8 ms", "onnx ms", "float/LCE", "int8 cos", "onnx cos"]
         for r, line in zip(rows, table):
             ratio = r.float_ms / r.ms_per_face if r.float_ms and r.status == "ok" else None
             line += [
                 f"{r.float_ms:.2f}" if r.float_ms else "failed",
                 f"{r.int8_ms:.2f}" if r.int8_ms else "failed",
+                f"{r.onnx_ms:.2f}" if r.onnx_ms else "failed",
                 f"{ratio:.2f}x" if ratio else "-",
                 f"{r.int8_parity_cosine:.4f}" if r.int8_parity_cosine is not None else "-",
+                f"{r.onnx_parity_cosine:.5f}" if r.onnx_parity_cosine is not None else "-",
             ]
     click.echo(format_table(headers, table))
+    for r in rows:
+        for note in r.notes:
+            click.echo(f"note: {r.model}: {note}")
     click.echo("LCE interpreter (indirect BGEMM) vs TFLite+XNNPACK, 1 thread, random weights, this CPU (not an ARM board).")

@@ -15,7 +15,7 @@ import tensorflow as tf
 from lcefr.layers import embedding_head
 from lcefr.models import register_model
 
-__all__ = ["iresnet", "ir18", "ir34", "ir50", "test_iresnet"]
+__all__ = ["torch_padding", "iresnet", "ir18", "ir34", "ir50", "test_iresnet"]
 
 _BN = dict(momentum=0.9, epsilon=1e-5)
 
@@ -24,9 +24,22 @@ def prelu(x):
     return tf.keras.layers.PReLU(shared_axes=[1, 2], alpha_initializer=tf.keras.initializers.Constant(0.25))(x)
 
 
+def torch_padding(x, stride: int):
+    """PyTorch's one-pixel padding for a 3x3 conv, as ``ZeroPadding2D`` pads.
+
+    At stride 2 on an even side the last padded row/column is never read, so it is left out:
+    the result is identical, and it keeps LCE's converter (0.16.0) from fusing the pad into a
+    "SAME" convolution, which pads (0, 1) instead of (1, 1) there and shifts the sampling grid.
+    """
+    pads = []
+    for size in x.shape[1:3]:
+        after = 0 if stride == 2 and size is not None and size % 2 == 0 else 1
+        pads.append((1, after))
+    return tf.keras.layers.ZeroPadding2D(tuple(pads))(x)
+
+
 def conv3x3(x, filters: int, stride: int = 1):
-    x = tf.keras.layers.ZeroPadding2D(1)(x)
-    return tf.keras.layers.Conv2D(filters, 3, strides=stride, use_bias=False)(x)
+    return tf.keras.layers.Conv2D(filters, 3, strides=stride, use_bias=False)(torch_padding(x, stride))
 
 
 def stem(x, filters: int = 64):
