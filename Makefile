@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lcefr-installed
 EXTRAS ?= headless,onnx,plot,dev
 PYTEST_ARGS ?=
+# Two workers: conversions are mostly single-threaded, the machines have two cores.
+PYTEST_WORKERS ?= 2
 
 .PHONY: help install install-gui test test-fast demo demo-zoo lint clean
 
@@ -30,10 +32,10 @@ install-gui: install
 	$(BIN)/python -m pip install -q -e ".[gui]"
 
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/lcefr demo

@@ -61,9 +61,8 @@ def run_model(
     """
     import tensorflow as tf
 
-    from lcefr.bench.local import time_lce, time_tflite
+    from lcefr.bench.local import time_lce
     from lcefr.convert.api import convert
-    from lcefr.convert.parity import probe_inputs
     from lcefr.convert.source import load_source
     from lcefr.profile import summarize
 

@@ -3,9 +3,11 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import lcefr  # noqa: E402,F401  (selects tf-keras before anything imports TensorFlow)
+import lcefr  # noqa: E402  (selects tf-keras before anything imports TensorFlow)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+assert lcefr.__version__
 
 
 @pytest.fixture

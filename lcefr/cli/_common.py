@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Iterable, List, Sequence
 
 import click

@@ -1,5 +1,4 @@
 """BinaryFaceNet (Luevano et al.): shapes, published totals, SE squeeze sizes, save/load."""
-import lcefr  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 
 import numpy as np
 import pytest

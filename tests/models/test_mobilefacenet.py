@@ -1,5 +1,4 @@
 """MobileFaceNet (arXiv:1804.07573): shapes and size."""
-import lcefr  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 
 import pytest
 

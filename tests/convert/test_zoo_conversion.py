@@ -1,0 +1,40 @@
+"""Full-size models: every sign-quantized conv is an LceBconv2d and the binary MAC share is high."""
+import pytest
+import tensorflow as tf
+
+from lcefr.convert.api import convert
+from lcefr.convert.source import load_source
+
+SHARE_MIN = {
+    "quicknet_small": 0.95,
+    "quicknet": 0.95,
+    "quicknet_large": 0.95,
+    "binaryfacenet_lce": 0.95,
+    "adabin_r18": 0.95,
+    "binary_densenet28_lce": 0.94,
+    "binary_densenet37_lce": 0.94,
+    "binary_densenet45_lce": 0.94,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHARE_MIN))
+def test_lce_native_models_run_binary(name):
+    tf.keras.backend.clear_session()
+    src = load_source(name)
+    _, result = convert(src.model, target="tflite", name=name, lce_native=src.lce_native)
+    assert result.sign_convs > 0
+    assert result.ops["lce_bconv2d"] == result.sign_convs
+    assert result.ops["binary_mac_share"] >= SHARE_MIN[name]
+    assert result.parity["cosine_min"] >= 0.999
+    assert not result.warnings
+
+
+@pytest.mark.slow
+def test_faithful_binaryfacenet_is_audited_honestly():
+    tf.keras.backend.clear_session()
+    src = load_source("binaryfacenet")
+    _, result = convert(src.model, target="tflite", name="binaryfacenet", lce_native=src.lce_native)
+    assert result.ops["lce_bconv2d"] == 0 and result.ops["binary_mac_share"] == 0.0
+    assert any("run in float" in w for w in result.warnings)
+    assert result.parity["cosine_min"] >= 0.999
