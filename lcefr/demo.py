@@ -136,9 +136,19 @@ def run_demo(
     compare: bool = False,
     on_row: Callable[[DemoRow], None] = lambda r: None,
 ) -> List[DemoRow]:
+    from lcefr.convert.api import ConversionCheckError
+
     rows = []
     for name in names:
-        row = run_model(name, out_dir=out_dir, runs=runs, warmup=warmup, compare=compare)
+        try:
+            row = run_model(name, out_dir=out_dir, runs=runs, warmup=warmup, compare=compare)
+        except ConversionCheckError as err:  # a failed check is a result for this model, not the end of the demo
+            r = err.result
+            row = DemoRow(model=name, params=0, binary_macs=0, float_macs=0, tflite_bytes=r.size_bytes,
+                          lce_bconv2d=(r.ops or {}).get("lce_bconv2d", 0),
+                          binary_mac_share=(r.ops or {}).get("binary_mac_share", 0.0),
+                          parity_cosine=(r.parity or {}).get("cosine_min", float("nan")),
+                          ms_per_face=float("nan"), fps=0.0, kernel="-", status="failed", error=str(err))
         on_row(row)
         rows.append(row)
     return rows

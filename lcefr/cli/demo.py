@@ -89,6 +89,8 @@ def demo(names, all_models, runs, warmup, out_dir, compare, as_json):
             ]
     click.echo(format_table(headers, table))
     for r in rows:
+        if r.error:
+            click.echo(f"failed: {r.model}: {r.error}")
         for note in r.notes:
             click.echo(f"note: {r.model}: {note}")
     click.echo("LCE interpreter (indirect BGEMM) vs TFLite+XNNPACK, 1 thread, random weights, this CPU (not an ARM board).")

@@ -13,8 +13,14 @@ from lcefr.convert.parity import check_parity, probe_inputs
 __all__ = ["TARGETS", "PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
 
 TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx")
-#: Minimum Keras-vs-converted cosine per target (int8: enforced on full-precision models only).
+#: Minimum mean Keras-vs-converted cosine over the probe faces, per target (int8: enforced on
+#: full-precision models only). The worst single face may fall PARITY_SLACK lower: in a binary
+#: network a float rounding difference next to a sign threshold flips one bit now and then
+#: (measured: 1 face in ~30 at cosine ~0.998 for AdaBin ResNets), while a wrong conversion
+#: drops every face far below (0.36-0.92 in the failures this check has caught).
 PARITY_MIN = {"tflite": 0.999, "tflite-float": 0.999, "tflite-int8": 0.98, "onnx": 0.999}
+PARITY_SLACK = 0.01
+PARITY_PROBES = 8
 
 
 @dataclass
@@ -82,7 +88,8 @@ def convert(
 ) -> "tuple[bytes, ConversionResult]":
     """Convert ``model`` to ``target`` and check it.
 
-    Checks (unless ``verify`` is False): parity of embeddings with Keras (cosine >= PARITY_MIN)
+    Checks (unless ``verify`` is False): parity of embeddings with Keras on PARITY_PROBES generated
+    faces (mean cosine >= PARITY_MIN, worst face >= PARITY_MIN - PARITY_SLACK)
     and, for ``tflite``, that every sign-quantized Keras convolution became an ``LceBconv2d``
     (models registered as not LCE-native only get a warning).
 
@@ -146,13 +153,14 @@ def _check_parity(model, buffer: bytes, result: ConversionResult, probes) -> Non
         run = tflite_runner(buffer, kernel="indirect")
         result.kernel = "indirect"
     if probes is None:
-        probes = probe_inputs(tuple(model.input_shape[1:]))
+        probes = probe_inputs(tuple(model.input_shape[1:]), n=PARITY_PROBES)
     parity = check_parity(model, run, inputs=probes)
     result.parity = parity.to_dict()
     result.parity_min = PARITY_MIN[result.target]
     result.parity_enforced = not (result.target == "tflite-int8" and result.binary_model)
-    passed = parity.cosine_min >= result.parity_min
+    passed = parity.cosine_mean >= result.parity_min and parity.cosine_min >= result.parity_min - PARITY_SLACK
     result.checks["parity"] = passed or not result.parity_enforced
     if not passed:
-        message = f"parity cosine {parity.cosine_min:.5f} < {result.parity_min} against Keras"
+        message = (f"parity against Keras: mean cosine {parity.cosine_mean:.5f} (need >= {result.parity_min}), "
+                   f"worst face {parity.cosine_min:.5f} (need >= {result.parity_min - PARITY_SLACK:.3f})")
         (result.errors if result.parity_enforced else result.warnings).append(message)

@@ -29,33 +29,59 @@ def iter_layers(model):
             yield layer
 
 
-def randomize_batchnorm(model, seed: int = 0) -> None:
-    """Give every BatchNorm trained-looking statistics (random mean, variance, gamma, beta).
+def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2) -> None:
+    """Give a freshly initialised model trained-looking, exactly representable inference constants.
 
-    A freshly initialised BN is the identity, so binary convolutions feed exact integers (and
-    exact zeros) to the next binarizer; sign(0) is where TF and TFLite kernels may legitimately
-    disagree (e.g. DoReFa's round-half). Random statistics also exercise LCE's BN fusion.
+    A fresh BatchNorm is the identity, so binary convolutions pass raw integer counts (tens to
+    hundreds, and exact zeros) to the next layer: sigmoids saturate, and sign(0) is where TF and
+    TFLite legitimately disagree. Here every BatchNorm is calibrated on generated faces to
+    ``(x - mean) / 2^k + beta`` with ``2^k`` the power of two nearest the input's standard
+    deviation (never below 1), and ``beta`` an odd multiple of 1/16 so an integer count never lands
+    exactly on zero; the scale sits in ``gamma`` and ``moving_variance`` is ``1 - eps``, so that
+    ``rsqrt(var + eps)`` is exactly 1 however a runtime computes it. TF and TFLite then compute these layers bit for bit alike
+    (a binary network turns one flipped sign into a different embedding, which would make a
+    parity check measure float rounding instead of the conversion). Zero-initialised biases get
+    small odd multiples of 1/64 for the same reason.
     """
     import tensorflow as tf
 
+    from lcefr.convert.parity import probe_inputs
+
     rng = np.random.default_rng(seed)
     for layer in iter_layers(model):
-        if not isinstance(layer, tf.keras.layers.BatchNormalization):
-            continue
-        for weight in layer.weights:
-            shape = tuple(weight.shape)
-            kind = weight.name.split("/")[-1].split(":")[0]
-            if kind == "gamma":
-                value = rng.uniform(0.5, 1.5, shape)
-            elif kind == "beta":
-                value = rng.normal(0.0, 0.3, shape)
-            elif kind == "moving_mean":
-                value = rng.normal(0.0, 0.3, shape)
-            elif kind == "moving_variance":
-                value = rng.uniform(0.5, 2.0, shape)
-            else:
-                continue
-            weight.assign(value.astype(np.float32))
+        bias = getattr(layer, "bias", None)
+        if bias is not None and not isinstance(layer, tf.keras.layers.BatchNormalization) and not np.any(bias.numpy()):
+            shape = tuple(bias.shape)
+            bias.assign(((2 * rng.integers(0, 8, shape) + 1) * rng.choice([-1, 1], shape) / 64).astype(np.float32))
+    norms = [l for l in iter_layers(model) if isinstance(l, tf.keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    faces = probe_inputs(tuple(model.input_shape[1:]), n=8, seed=seed + 1000)
+    probe = tf.keras.Model(model.inputs, [bn.input for bn in norms])
+    for _ in range(passes):
+        activations = probe(faces, training=False)
+        activations = activations if isinstance(activations, (list, tuple)) else [activations]
+        for bn, act in zip(norms, activations):
+            _set_dyadic_statistics(bn, np.asarray(act, np.float64), rng)
+
+
+def _set_dyadic_statistics(bn, act: np.ndarray, rng) -> None:
+    axes = tuple(range(act.ndim - 1))
+    std = act.std(axis=axes)
+    k = np.clip(np.round(np.log2(np.maximum(std, 1.0))), 0, 12)
+    odd = 2 * rng.integers(0, 8, size=k.shape) + 1
+    beta = (odd * rng.choice([-1, 1], size=k.shape) / 16).astype(np.float32)
+    eps = np.float32(bn.epsilon)
+    for weight in bn.weights:
+        kind = weight.name.split("/")[-1].split(":")[0]
+        value = {
+            "gamma": 2.0 ** -k,
+            "beta": beta,
+            "moving_mean": np.zeros_like(k),
+            "moving_variance": np.full_like(k, np.float32(1.0) - eps),
+        }.get(kind)
+        if value is not None:
+            weight.assign(np.asarray(value, np.float32))
 
 
 def load_source(source: str, *, weights: Optional[str] = None, seed: int = 0) -> Source:
