@@ -32,9 +32,12 @@ def test_lce_native_models_run_binary(name):
 
 @pytest.mark.slow
 def test_faithful_binaryfacenet_is_audited_honestly():
+    """The published BinaryFaceNet converts, but none of its binary layers becomes a binary op."""
     tf.keras.backend.clear_session()
     src = load_source("binaryfacenet")
-    _, result = convert(src.model, target="tflite", name="binaryfacenet", lce_native=src.lce_native)
+    _, result = convert(src.model, target="tflite", name="binaryfacenet", lce_native=src.lce_native, verify=False)
+    assert result.sign_convs == 0
     assert result.ops["lce_bconv2d"] == 0 and result.ops["binary_mac_share"] == 0.0
+    assert result.ops["float_conv"] >= 19 and result.ops["float_depthwise"] >= 2
     assert any("run in float" in w for w in result.warnings)
-    assert result.parity["cosine_min"] >= 0.999
+    assert not result.errors
