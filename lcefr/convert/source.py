@@ -29,19 +29,35 @@ def iter_layers(model):
             yield layer
 
 
-def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2) -> None:
-    """Give a freshly initialised model trained-looking, exactly representable inference constants.
+def _has_threshold_ties(model) -> bool:
+    """DoReFa resolves an exact 0 differently from a 1-ulp neighbour, see randomize_batchnorm."""
+    import larq as lq
+
+    return any(
+        isinstance(getattr(layer, attr, None), lq.quantizers.DoReFa)
+        for layer in iter_layers(model)
+        for attr in ("input_quantizer", "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer")
+    )
+
+
+def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2, exact: bool = True) -> None:
+    """Give a freshly initialised model trained-looking inference constants for parity probes.
 
     A fresh BatchNorm is the identity, so binary convolutions pass raw integer counts (tens to
-    hundreds, and exact zeros) to the next layer: sigmoids saturate, and sign(0) is where TF and
-    TFLite legitimately disagree. Here every BatchNorm is calibrated on generated faces to
-    ``(x - mean) / 2^k + beta`` with ``2^k`` the power of two nearest the input's standard
-    deviation (never below 1), and ``beta`` an odd multiple of 1/16 so an integer count never lands
-    exactly on zero; the scale sits in ``gamma`` and ``moving_variance`` is ``1 - eps``, so that
-    ``rsqrt(var + eps)`` is exactly 1 however a runtime computes it. TF and TFLite then compute these layers bit for bit alike
-    (a binary network turns one flipped sign into a different embedding, which would make a
-    parity check measure float rounding instead of the conversion). Zero-initialised biases get
-    small odd multiples of 1/64 for the same reason.
+    hundreds, and exact zeros) to the next layer: sigmoids saturate, and exact zeros sit on sign
+    thresholds. Here every BatchNorm becomes ``x / 2^k + beta``, ``2^k`` the power of two nearest
+    the standard deviation of its input on generated faces (never below 1), the scale in
+    ``gamma`` and ``moving_variance = 1 - eps``; ``beta`` is an odd multiple of 1/16 and
+    zero-initialised biases odd multiples of 1/64, so an integer count never lands on zero.
+    Keras then computes these layers exactly; TFLite folds BatchNorm into a multiply that is one
+    ulp off (measured), which cannot move such a value across a sign threshold. (Continuous random
+    statistics make the two runtimes round differently everywhere, and a binary network turns
+    one flipped sign into a different embedding: the check would measure float rounding instead
+    of the conversion.)
+
+    ``exact=False`` draws continuous offsets instead. DoReFa binarizers need it: in BinaryFaceNet
+    sums of dyadic values cancel to an exact 0, which DoReFa maps to -1, while TFLite's one-ulp
+    BatchNorm leaves 1e-7 there and maps it to +1.
     """
     import tensorflow as tf
 
@@ -52,7 +68,8 @@ def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2) -> None:
         bias = getattr(layer, "bias", None)
         if bias is not None and not isinstance(layer, tf.keras.layers.BatchNormalization) and not np.any(bias.numpy()):
             shape = tuple(bias.shape)
-            bias.assign(((2 * rng.integers(0, 8, shape) + 1) * rng.choice([-1, 1], shape) / 64).astype(np.float32))
+            magnitude = (2 * rng.integers(0, 8, shape) + 1) / 64 if exact else rng.uniform(0.01, 0.1, shape)
+            bias.assign((magnitude * rng.choice([-1, 1], shape)).astype(np.float32))
     norms = [l for l in iter_layers(model) if isinstance(l, tf.keras.layers.BatchNormalization)]
     if not norms:
         return
@@ -62,15 +79,15 @@ def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2) -> None:
         activations = probe(faces, training=False)
         activations = activations if isinstance(activations, (list, tuple)) else [activations]
         for bn, act in zip(norms, activations):
-            _set_dyadic_statistics(bn, np.asarray(act, np.float64), rng)
+            _set_dyadic_statistics(bn, np.asarray(act, np.float64), rng, exact)
 
 
-def _set_dyadic_statistics(bn, act: np.ndarray, rng) -> None:
+def _set_dyadic_statistics(bn, act: np.ndarray, rng, exact: bool) -> None:
     axes = tuple(range(act.ndim - 1))
     std = act.std(axis=axes)
     k = np.clip(np.round(np.log2(np.maximum(std, 1.0))), 0, 12)
-    odd = 2 * rng.integers(0, 8, size=k.shape) + 1
-    beta = (odd * rng.choice([-1, 1], size=k.shape) / 16).astype(np.float32)
+    magnitude = (2 * rng.integers(0, 8, size=k.shape) + 1) / 16 if exact else rng.uniform(0.05, 0.5, size=k.shape)
+    beta = (magnitude * rng.choice([-1, 1], size=k.shape)).astype(np.float32)
     eps = np.float32(bn.epsilon)
     for weight in bn.weights:
         kind = weight.name.split("/")[-1].split(":")[0]
@@ -106,7 +123,7 @@ def load_source(source: str, *, weights: Optional[str] = None, seed: int = 0) ->
             except Exception as err:
                 raise ValueError(f"cannot load weights {weights} into {source}: {err}") from None
         else:
-            randomize_batchnorm(model, seed)
+            randomize_batchnorm(model, seed, exact=not _has_threshold_ties(model))
         return Source(model, source, model_info(source).lce_native, True)
     if not os.path.exists(source):
         raise FileNotFoundError(f"{source!r} is neither a registered model (see `lcefr models list`) nor a file")
