@@ -16,11 +16,11 @@ TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx")
 #: Minimum mean Keras-vs-converted cosine over the probe faces, per target (int8: enforced on
 #: full-precision models only). The worst single face may fall PARITY_SLACK lower: in a binary
 #: network a float rounding difference next to a sign threshold flips one bit now and then
-#: (measured: 1 face in ~30 at cosine ~0.998 for AdaBin ResNets), while a wrong conversion
+#: (measured: 1 face in ~30 at cosine 0.988-0.998 in BinaryFaceNet and AdaBin ResNets), while a wrong conversion
 #: drops every face far below (0.36-0.92 in the failures this check has caught).
 PARITY_MIN = {"tflite": 0.999, "tflite-float": 0.999, "tflite-int8": 0.98, "onnx": 0.999}
-PARITY_SLACK = 0.01
-PARITY_PROBES = 8
+PARITY_SLACK = 0.02
+PARITY_PROBES = 16
 
 
 @dataclass

@@ -55,9 +55,9 @@ def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2, exact: bool = 
     one flipped sign into a different embedding: the check would measure float rounding instead
     of the conversion.)
 
-    ``exact=False`` draws continuous offsets instead. DoReFa binarizers need it: in BinaryFaceNet
-    sums of dyadic values cancel to an exact 0, which DoReFa maps to -1, while TFLite's one-ulp
-    BatchNorm leaves 1e-7 there and maps it to +1.
+    ``exact=False`` draws continuous offsets instead, for models whose binarizers read sums of
+    parallel branches (BinaryFaceNet): there dyadic values cancel to an exact 0, where TFLite's
+    one-ulp BatchNorm leaves 1e-7 of either sign and the binarizer flips.
     """
     import tensorflow as tf
 
@@ -114,6 +114,7 @@ def load_source(source: str, *, weights: Optional[str] = None, seed: int = 0) ->
     from lcefr.models import create_model, list_models, model_info
 
     if source in list_models():
+        tf.keras.utils.set_random_seed(seed)
         model = create_model(source)
         if weights:
             if not os.path.exists(weights):
@@ -123,7 +124,7 @@ def load_source(source: str, *, weights: Optional[str] = None, seed: int = 0) ->
             except Exception as err:
                 raise ValueError(f"cannot load weights {weights} into {source}: {err}") from None
         else:
-            randomize_batchnorm(model, seed, exact=not _has_threshold_ties(model))
+            randomize_batchnorm(model, seed, exact=model_info(source).exact_probe and not _has_threshold_ties(model))
         return Source(model, source, model_info(source).lce_native, True)
     if not os.path.exists(source):
         raise FileNotFoundError(f"{source!r} is neither a registered model (see `lcefr models list`) nor a file")

@@ -46,16 +46,22 @@ class ModelInfo:
     embedding_size: int
     lce_native: bool
     test: bool
+    exact_probe: bool = True
 
     def to_dict(self) -> Dict:
         return asdict(self)
 
 
-def register_model(*, family: str, binary: bool, embedding_size: int = 512, lce_native: bool = True):
+def register_model(
+    *, family: str, binary: bool, embedding_size: int = 512, lce_native: bool = True, exact_probe: bool = True
+):
     """Decorator registering a builder ``fn(*, input_shape, embedding_size, **kw) -> Model``.
 
     ``lce_native`` is False for models whose binary layers are known not to lower to LCE binary
-    ops (the conversion audit then warns instead of failing).
+    ops (the conversion audit then warns instead of failing). ``exact_probe`` picks the kind of
+    random inference constants parity probes use (see
+    :func:`lcefr.convert.source.randomize_batchnorm`): False for models whose binarizers read
+    sums of parallel branches, where exact dyadic constants cancel to exact zeros.
     """
 
     def add(fn):
@@ -66,6 +72,7 @@ def register_model(*, family: str, binary: bool, embedding_size: int = 512, lce_
             embedding_size=embedding_size,
             lce_native=lce_native,
             test=fn.__name__.startswith("test_"),
+            exact_probe=exact_probe,
         )
 
     return add

@@ -238,13 +238,13 @@ def build_binaryfacenet(
     return tf.keras.Model(inputs, outputs)
 
 
-@register_model(family="binaryfacenet", binary=True, embedding_size=128, lce_native=False)
+@register_model(family="binaryfacenet", binary=True, embedding_size=128, lce_native=False, exact_probe=False)
 def binaryfacenet(*, input_shape, embedding_size, dropout: float = 0.0):
     """BinaryFaceNet as published: about 508K parameters, 185.0M binary and 3.85M float MACs at 112x112."""
     return build_binaryfacenet(input_shape=input_shape, embedding_size=embedding_size, dropout=dropout)
 
 
-@register_model(family="binaryfacenet", binary=True, embedding_size=128, lce_native=False)
+@register_model(family="binaryfacenet", binary=True, embedding_size=128, lce_native=False, exact_probe=False)
 def test_binaryfacenet(*, input_shape, embedding_size, dropout: float = 0.0):
     """A narrow BinaryFaceNet for tests: same layers, 16 channels, 32-channel first embedding conv."""
     return build_binaryfacenet(
@@ -256,7 +256,7 @@ def test_binaryfacenet(*, input_shape, embedding_size, dropout: float = 0.0):
     )
 
 
-@register_model(family="binaryfacenet", binary=True, embedding_size=128)
+@register_model(family="binaryfacenet", binary=True, embedding_size=128, exact_probe=False)
 def binaryfacenet_lce(*, input_shape, embedding_size, dropout: float = 0.0):
     """BinaryFaceNet's layout and size class with every binary layer lowering to LceBconv2d.
 
@@ -267,7 +267,7 @@ def binaryfacenet_lce(*, input_shape, embedding_size, dropout: float = 0.0):
     return build_binaryfacenet(input_shape=input_shape, embedding_size=embedding_size, dropout=dropout, lce=True)
 
 
-@register_model(family="binaryfacenet", binary=True, embedding_size=128)
+@register_model(family="binaryfacenet", binary=True, embedding_size=128, exact_probe=False)
 def test_binaryfacenet_lce(*, input_shape, embedding_size, dropout: float = 0.0):
     """A narrow LCE-native BinaryFaceNet for tests (32 channels)."""
     return build_binaryfacenet(

@@ -26,7 +26,7 @@ def test_lce_native_models_run_binary(name):
     assert result.sign_convs > 0
     assert result.ops["lce_bconv2d"] == result.sign_convs
     assert result.ops["binary_mac_share"] >= SHARE_MIN[name]
-    assert result.parity["cosine_mean"] >= 0.999 and result.parity["cosine_min"] >= 0.989
+    assert result.parity["cosine_mean"] >= 0.999 and result.parity["cosine_min"] >= 0.979
     assert not result.warnings
 
 
