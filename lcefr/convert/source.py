@@ -43,21 +43,21 @@ def _has_threshold_ties(model) -> bool:
 def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2, exact: bool = True) -> None:
     """Give a freshly initialised model trained-looking inference constants for parity probes.
 
-    A fresh BatchNorm is the identity, so binary convolutions pass raw integer counts (tens to
-    hundreds, and exact zeros) to the next layer: sigmoids saturate, and exact zeros sit on sign
-    thresholds. Here every BatchNorm becomes ``x / 2^k + beta``, ``2^k`` the power of two nearest
-    the standard deviation of its input on generated faces (never below 1), the scale in
-    ``gamma`` and ``moving_variance = 1 - eps``; ``beta`` is an odd multiple of 1/16 and
-    zero-initialised biases odd multiples of 1/64, so an integer count never lands on zero.
-    Keras then computes these layers exactly; TFLite folds BatchNorm into a multiply that is one
-    ulp off (measured), which cannot move such a value across a sign threshold. (Continuous random
+    A fresh BatchNorm is the identity, so binary convolutions pass raw integer counts (and exact
+    zeros) to the next binarizer. ``exact=True`` (sign binarizers) keeps BatchNorm's scale at 1
+    (``gamma = 1``, ``moving_variance = 1 - eps``) and gives it an offset that is an odd multiple
+    of 1/16, and zero-initialised biases odd multiples of 1/64: an integer count then never lands
+    exactly on a sign threshold, Keras computes these layers exactly, and TFLite's BatchNorm
+    folding, one ulp off (measured), cannot move a value across zero. (Continuous random
     statistics make the two runtimes round differently everywhere, and a binary network turns
     one flipped sign into a different embedding: the check would measure float rounding instead
     of the conversion.)
 
-    ``exact=False`` draws continuous offsets instead, for models whose binarizers read sums of
-    parallel branches (BinaryFaceNet): there dyadic values cancel to an exact 0, where TFLite's
-    one-ulp BatchNorm leaves 1e-7 of either sign and the binarizer flips.
+    ``exact=False`` draws continuous offsets and scales every BatchNorm by the power of two
+    nearest its input's standard deviation on generated faces, for models whose binarizers read
+    sums of parallel branches (BinaryFaceNet): there dyadic values cancel to an exact 0, where
+    TFLite's one-ulp BatchNorm leaves 1e-7 of either sign, and unscaled counts saturate its
+    squeeze-excitation sigmoid.
     """
     import tensorflow as tf
 
@@ -85,7 +85,9 @@ def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2, exact: bool = 
 def _set_dyadic_statistics(bn, act: np.ndarray, rng, exact: bool) -> None:
     axes = tuple(range(act.ndim - 1))
     std = act.std(axis=axes)
-    k = np.clip(np.round(np.log2(np.maximum(std, 1.0))), 0, 12)
+    # Exact constants keep the scale at 1: a power-of-two scale would let an integer count hit
+    # -beta * 2^k exactly. Continuous offsets can afford it (and need it against saturation).
+    k = np.zeros_like(std) if exact else np.clip(np.round(np.log2(np.maximum(std, 1.0))), 0, 12)
     magnitude = (2 * rng.integers(0, 8, size=k.shape) + 1) / 16 if exact else rng.uniform(0.05, 0.5, size=k.shape)
     beta = (magnitude * rng.choice([-1, 1], size=k.shape)).astype(np.float32)
     eps = np.float32(bn.epsilon)
