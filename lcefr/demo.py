@@ -5,7 +5,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-__all__ = ["DEMO_MODELS", "DemoRow", "run_model", "write_atomic"]
+from lcefr.fileio import write_atomic
+
+__all__ = ["DEMO_MODELS", "DemoRow", "run_model", "run_demo"]
 
 #: Three larq-zoo backbones and the published BinaryFaceNet (seed 001, Table 2).
 DEMO_MODELS = ("quicknet_small", "quicknet", "binary_densenet28", "binaryfacenet")
@@ -35,20 +37,6 @@ class DemoRow:
 
     def to_dict(self) -> Dict:
         return asdict(self)
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def run_model(

@@ -48,7 +48,7 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
     """
     from lcefr.convert.api import ConversionCheckError, convert as run_convert
     from lcefr.convert.source import load_source
-    from lcefr.demo import write_atomic
+    from lcefr.fileio import write_atomic
 
     if os.path.isdir(output):
         raise CliError(f"output {output} is a directory")
