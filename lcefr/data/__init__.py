@@ -1,4 +1,12 @@
-"""Data: image folders of aligned faces (readers for RecordIO and .bin come with the data issue)."""
-from lcefr.data.images import IMAGE_EXTENSIONS, list_images, read_face, load_faces
+"""Data: image folders, insightface RecordIO and ``.bin`` verification sets, generated faces, augmentation."""
+from lcefr.data.binset import BinFormatError, VerificationSet, read_bin, write_bin
+from lcefr.data.folder import ImageFolder, image_folder_dataset, scan_image_folder
+from lcefr.data.images import IMAGE_EXTENSIONS, list_images, load_faces, read_face
+from lcefr.data.recordio import RecordIOError, RecordIOReader, recordio_dataset
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_face", "load_faces"]
+__all__ = [
+    "BinFormatError", "VerificationSet", "read_bin", "write_bin",
+    "ImageFolder", "image_folder_dataset", "scan_image_folder",
+    "IMAGE_EXTENSIONS", "list_images", "load_faces", "read_face",
+    "RecordIOError", "RecordIOReader", "recordio_dataset",
+]
