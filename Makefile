@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lcefr-installed
-EXTRAS ?= headless,onnx,plot,dev
+EXTRAS ?= headless,onnx,plot,detect,dev
 PYTEST_ARGS ?=
 # Two workers: conversions are mostly single-threaded, the machines have two cores.
 PYTEST_WORKERS ?= 2

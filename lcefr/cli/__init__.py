@@ -9,6 +9,8 @@ from lcefr.cli.env import env
 from lcefr.cli.models import models
 from lcefr.cli.demo import demo
 from lcefr.cli.convert import convert, inspect
+from lcefr.cli.data import data
+from lcefr.cli.eval import eval_
 
 __all__ = ["cli"]
 
@@ -27,3 +29,5 @@ cli.add_command(models)
 cli.add_command(demo)
 cli.add_command(convert)
 cli.add_command(inspect)
+cli.add_command(data)
+cli.add_command(eval_)

@@ -17,8 +17,8 @@ def _calibration(directory, count):
 
     if directory:
         return load_faces(directory, limit=count)
-    click.echo("warning: no --calibration DIR given; calibrating int8 ranges on uniform noise "
-               "(ranges from real aligned faces are better)", err=True)
+    click.echo("note: no --calibration DIR given; calibrating int8 ranges on generated faces "
+               "(ranges from your own aligned faces are better)", err=True)
     return probe_inputs((112, 112, 3), n=count, seed=123)
 
 

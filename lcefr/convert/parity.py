@@ -6,7 +6,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-__all__ = ["ParityResult", "cosine_rows", "check_parity", "probe_inputs"]
+__all__ = ["ParityResult", "cosine_rows", "check_parity", "probe_inputs", "noise_inputs"]
 
 
 @dataclass
@@ -29,7 +29,22 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def probe_inputs(shape, n: int = 4, seed: int = 0) -> np.ndarray:
-    """Preprocessed-range inputs ((x - 127.5) / 127.5 of random uint8 images) for parity probes."""
+    """Generated aligned faces (``lcefr data synth``), preprocessed, for parity probes and int8 ranges.
+
+    Each probe is a different generated person (seed ``seed``). Shapes other than 112x112x3 get
+    :func:`noise_inputs`.
+    """
+    from lcefr.preprocess import FACE_SIZE, preprocess
+
+    if tuple(shape) != (FACE_SIZE, FACE_SIZE, 3):
+        return noise_inputs(shape, n=n, seed=seed)
+    from lcefr.data.synth import synth_faces
+
+    return preprocess(synth_faces(n, seed=seed)) if n else np.zeros((0, *shape), np.float32)
+
+
+def noise_inputs(shape, n: int = 4, seed: int = 0) -> np.ndarray:
+    """Preprocessed-range inputs ((x - 127.5) / 127.5 of uniform random uint8 images)."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, *shape)).astype(np.float32)
     return (images - 127.5) / 127.5

@@ -79,6 +79,14 @@ def _unpickle(path: str):
     raise BinFormatError(f"{path}: not a .bin verification set ({errors[-1]})")
 
 
+def _quiet_opencv(cv2) -> None:
+    """A corrupt element is reported by our error, not by OpenCV's own warning lines on stderr."""
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:
+        pass
+
+
 def decode_element(element: Element, *, size: int = FACE_SIZE) -> np.ndarray:
     """One ``.bin`` element (bytes or uint8 array of encoded bytes) as uint8 RGB ``size`` x ``size``.
 
@@ -89,6 +97,7 @@ def decode_element(element: Element, *, size: int = FACE_SIZE) -> np.ndarray:
     """
     import cv2
 
+    _quiet_opencv(cv2)
     buffer = np.frombuffer(bytes(np.asarray(element, dtype=np.uint8).ravel()) if isinstance(element, np.ndarray) else bytes(element), np.uint8)
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
     if image is None:

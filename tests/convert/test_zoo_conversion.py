@@ -2,7 +2,7 @@
 import pytest
 import tensorflow as tf
 
-from lcefr.convert.api import ConversionCheckError, convert
+from lcefr.convert.api import convert
 from lcefr.convert.source import load_source
 
 SHARE_MIN = {
@@ -17,22 +17,10 @@ SHARE_MIN = {
 }
 
 
-KNOWN_PARITY_FAILURES = {
-    # Random weights, seed 0: mean cosine 0.997, worst face 0.972 (one flipped sign near a
-    # threshold cascades through 16 binary layers). Open in issue 3; strict, so a fix shows up.
-    "adabin_r18": "random-init AdaBin ResNet-18 parity is chaotic at seed 0 (issue 3)",
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_PARITY_FAILURES[n], strict=True, raises=ConversionCheckError))
-        if n in KNOWN_PARITY_FAILURES
-        else n
-        for n in sorted(SHARE_MIN)
-    ],
+    sorted(SHARE_MIN),
 )
 def test_lce_native_models_run_binary(name):
     tf.keras.backend.clear_session()
@@ -43,16 +31,6 @@ def test_lce_native_models_run_binary(name):
     assert result.ops["binary_mac_share"] >= SHARE_MIN[name]
     assert result.parity["cosine_mean"] >= 0.999 and result.parity["cosine_min"] >= 0.979
     assert not result.warnings
-
-
-@pytest.mark.slow
-def test_adabin_r18_lowers_every_binary_conv():
-    """The op audit alone (parity is tracked above): 16 LceBconv2d and a high binary MAC share."""
-    tf.keras.backend.clear_session()
-    src = load_source("adabin_r18")
-    _, result = convert(src.model, target="tflite", name="adabin_r18", verify=False)
-    assert result.sign_convs == 16 and result.ops["lce_bconv2d"] == 16
-    assert result.ops["binary_mac_share"] >= 0.95
 
 
 @pytest.mark.slow
