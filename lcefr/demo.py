@@ -86,10 +86,10 @@ def _compare(row: DemoRow, src, *, out_dir, runs: int, warmup: int, threads: int
     from lcefr.bench.local import latency_stats, time_callable, time_tflite
     from lcefr.convert.api import ConversionCheckError, convert
     from lcefr.convert.onnx import onnx_runner
-    from lcefr.convert.parity import probe_inputs
+    from lcefr.convert.parity import face_inputs, probe_inputs
 
     shape = tuple(src.model.input_shape[1:])
-    calibration = probe_inputs(shape, n=32, seed=7)
+    calibration = face_inputs(shape, n=32, seed=7)
     for target, suffix in (("tflite-float", "float.tflite"), ("tflite-int8", "int8.tflite"), ("onnx", "onnx")):
         key = {"tflite-float": "float", "tflite-int8": "int8", "onnx": "onnx"}[target]
         try:

@@ -11,6 +11,7 @@ from lcefr.cli.demo import demo
 from lcefr.cli.convert import convert, inspect
 from lcefr.cli.data import data
 from lcefr.cli.eval import eval_
+from lcefr.cli.train import train
 
 __all__ = ["cli"]
 
@@ -31,3 +32,4 @@ cli.add_command(convert)
 cli.add_command(inspect)
 cli.add_command(data)
 cli.add_command(eval_)
+cli.add_command(train)

@@ -12,14 +12,14 @@ TARGET_CHOICE = click.Choice(["tflite", "tflite-int8", "tflite-float", "onnx"])
 
 
 def _calibration(directory, count):
-    from lcefr.convert.parity import probe_inputs
+    from lcefr.convert.parity import face_inputs
     from lcefr.data import load_faces
 
     if directory:
         return load_faces(directory, limit=count)
     click.echo("note: no --calibration DIR given; calibrating int8 ranges on generated faces "
                "(ranges from your own aligned faces are better)", err=True)
-    return probe_inputs((112, 112, 3), n=count, seed=123)
+    return face_inputs((112, 112, 3), n=count, seed=123)
 
 
 @click.command()
@@ -41,7 +41,8 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
     tflite-int8   TFLite post-training int8 (float I/O; binary models keep float SIGN islands)
     onnx          float ONNX (opset 13) through tf2onnx
 
-    Every conversion is checked against the Keras model on 16 generated faces (mean cosine >= 0.999,
+    Every conversion is checked against the Keras model on 16 probe images (uniform noise; generated
+    faces for int8, whose ranges are calibrated on faces) (mean cosine >= 0.999,
     worst face >= 0.979; int8 >= 0.98 on full-precision models, reported on binary ones) and, for tflite, every
     sign-quantized Keras convolution must be an LceBconv2d. A failed check exits 1 and writes
     nothing.

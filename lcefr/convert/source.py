@@ -61,7 +61,7 @@ def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2, exact: bool = 
     """
     import tensorflow as tf
 
-    from lcefr.convert.parity import noise_inputs
+    from lcefr.convert.parity import probe_inputs
 
     rng = np.random.default_rng(seed)
     for layer in iter_layers(model):
@@ -74,7 +74,7 @@ def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2, exact: bool = 
     norms = [l for l in iter_layers(model) if isinstance(l, tf.keras.layers.BatchNormalization)]
     if not norms:
         return
-    faces = noise_inputs(tuple(model.input_shape[1:]), n=8, seed=seed + 1000)
+    faces = probe_inputs(tuple(model.input_shape[1:]), n=8, seed=seed + 1000)
     probe = tf.keras.Model(model.inputs, [bn.input for bn in norms])
     branch = {id(bn) for bn in norms if _follows_adabin_conv(bn)}
     for _ in range(passes):

@@ -10,7 +10,7 @@ from lcefr.cli import cli
 from lcefr.convert import api
 from lcefr.convert.api import ConversionCheckError, convert
 from lcefr.convert.audit import count_sign_convs, lce_lint
-from lcefr.convert.parity import probe_inputs
+from lcefr.convert.parity import face_inputs
 from lcefr.convert.source import load_source
 from lcefr.models import list_models, model_info
 
@@ -20,7 +20,7 @@ TINY = list_models("test_*")
 def _convert(name, target):
     tf.keras.backend.clear_session()
     src = load_source(name)
-    cal = probe_inputs((112, 112, 3), n=16, seed=3) if target == "tflite-int8" else None
+    cal = face_inputs((112, 112, 3), n=16, seed=3) if target == "tflite-int8" else None
     return src, convert(src.model, target=target, name=name, lce_native=src.lce_native, calibration=cal)
 
 

@@ -1,0 +1,1 @@
+"""Training: config, data, margin-head trainer, optimizers for BNNs, resume."""

@@ -1,0 +1,100 @@
+"""`make study-train`: held-out accuracy of ir18 and a binary model before and after short training.
+
+Every run trains on generated faces (`--data synthetic`) for a wall-time budget and is evaluated
+on the default held-out generated `.bin` (seed 0) before and after training, with the protocol of
+`lcefr eval`. Prints a markdown table and writes it (and the raw records as JSON) to build/.
+
+    python scripts/study_train.py [--budget-min 10] [--seeds 0,1,2] [--pairs 6000] [--distill]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import lcefr  # noqa: F401  (tf-keras mode before TensorFlow)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+
+
+def lcefr_cmd(*args, capture=True):
+    cmd = [sys.executable, "-m", "lcefr.cli", *map(str, args)]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE if capture else None, text=True)
+    return out.stdout if capture else ""
+
+
+def heldout(pairs: int) -> str:
+    path = os.path.join(BUILD, f"heldout-seed0-{pairs}.bin" if pairs != 6000 else "heldout-seed0.bin")
+    if not os.path.exists(path):
+        lcefr_cmd("data", "make-bin", "synthetic", "--pairs", pairs, "--seed", 0, "--out", path, capture=False)
+    return path
+
+
+def accuracy(model: str, bin_path: str) -> float:
+    out = lcefr_cmd("eval", model, "--bin", bin_path, "--json", "--batch-size", 64)
+    report = json.loads(out[out.index("{"):])
+    return next(iter(report["sets"].values()))["accuracy"]
+
+
+def steps_for_budget(model: str, batch: int, budget_s: float, extra=()) -> int:
+    out = lcefr_cmd("train", "--model", model, "--batch-size", batch, "--benchmark", "--json", *extra)
+    bench = json.loads(out[out.index("{"):])
+    rate = min(bench["step_images_per_s"], bench["pipeline_images_per_s"])
+    # 85% of the budget for steps: tracing, the per-epoch backbone save and the first batch take the rest
+    return max(10, int(0.85 * budget_s * rate / batch))
+
+
+def run(model: str, seed: int, *, budget_s: float, epochs: int, batch: int, bin_path: str, extra=(), tag="") -> dict:
+    out_dir = os.path.join(BUILD, "study-train", f"{model}{tag}-seed{seed}")
+    before = accuracy(model, bin_path) if not extra else None
+    steps = steps_for_budget(model, batch, budget_s, extra)
+    start = time.time()
+    lcefr_cmd("train", "--model", model, "--data", "synthetic", "--epochs", epochs, "--batch-size", batch,
+              "--steps-per-epoch", max(1, steps // epochs), "--seed", seed, "--out", out_dir, *extra, capture=False)
+    wall = time.time() - start
+    after = accuracy(os.path.join(out_dir, "backbone.keras"), bin_path)
+    return {"model": model + tag, "seed": seed, "before": before, "after": after, "train_s": round(wall, 1),
+            "steps": steps, "batch": batch}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget-min", type=float, default=8.0, help="training wall time per run (minutes)")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of the binary model's runs")
+    ap.add_argument("--pairs", type=int, default=6000)
+    ap.add_argument("--float-model", default="ir18")
+    ap.add_argument("--binary-model", default="binaryfacenet_lce")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--distill", action="store_true", help="also train the binary model from the trained ir18 (EKD)")
+    args = ap.parse_args()
+    os.makedirs(BUILD, exist_ok=True)
+    bin_path = heldout(args.pairs)
+    budget = 60 * args.budget_min
+    common = dict(budget_s=budget, epochs=args.epochs, batch=args.batch, bin_path=bin_path)
+    records = [run(args.float_model, 0, **common, extra=(), tag="")]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    records += [run(args.binary_model, s, **common) for s in seeds]
+    if args.distill:
+        teacher = os.path.join(BUILD, "study-train", f"{args.float_model}-seed0", "backbone.keras")
+        for s in seeds:
+            r = run(args.binary_model, s, **common, extra=("--teacher", teacher, "--distill", "ekd"), tag="+ekd")
+            records.append(r)
+    lines = ["| model | seed | held-out acc. untrained | after training | train wall s | steps x batch |", "|---|---|---|---|---|---|"]
+    for r in records:
+        before = f"{100 * r['before']:.2f}" if r["before"] is not None else "-"
+        lines.append(f"| {r['model']} | {r['seed']} | {before} | {100 * r['after']:.2f} | {r['train_s']} | {r['steps']} x {r['batch']} |")
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(BUILD, "study-train.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(BUILD, "study-train.json"), "w") as f:
+        json.dump(records, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
