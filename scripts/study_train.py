@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 
-import lcefr  # noqa: F401  (tf-keras mode before TensorFlow)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
