@@ -32,6 +32,7 @@ def val_bin(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_train_writes_run_folder_and_resumes_nothing_when_done(tmp_path, val_bin):
     out = tmp_path / "run"
     result = run("train", *BASE, "--steps-per-epoch", 3, "--val-bin", val_bin, "--out", out, "--json")
@@ -47,6 +48,7 @@ def test_train_writes_run_folder_and_resumes_nothing_when_done(tmp_path, val_bin
     assert run("eval", out / "backbone.keras", "--bin", val_bin).exit_code == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head,optimizer", [("cosface", "sgd"), ("adaface", "bop")])
 def test_heads_and_optimizers_train(tmp_path, head, optimizer):
     result = run("train", *BASE, "--epochs", 1, "--steps-per-epoch", 2, "--head", head, "--optimizer", optimizer,
@@ -55,6 +57,7 @@ def test_heads_and_optimizers_train(tmp_path, head, optimizer):
     assert json.loads((tmp_path / "r" / "history.json").read_text())["complete"]
 
 
+@pytest.mark.slow
 def test_distill_from_teacher(tmp_path):
     import tensorflow as tf
 
