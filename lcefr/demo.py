@@ -7,7 +7,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from lcefr.fileio import write_atomic
 
-__all__ = ["DEMO_MODELS", "DemoRow", "run_model", "run_demo"]
+__all__ = ["DEMO_MODELS", "DemoRow", "run_model", "run_demo", "PipelineResult", "run_pipeline"]
 
 #: Three larq-zoo backbones and the published BinaryFaceNet (seed 001, Table 2).
 DEMO_MODELS = ("quicknet_small", "quicknet", "binary_densenet28", "binaryfacenet")
@@ -140,3 +140,101 @@ def run_demo(
         on_row(row)
         rows.append(row)
     return rows
+
+
+@dataclass
+class PipelineResult:
+    """The end-to-end demo: generated faces -> short training -> held-out eval -> LCE conversion."""
+
+    model: str
+    train_images: int
+    identities: int
+    steps: int
+    train_s: float
+    heldout_pairs: int
+    accuracy_untrained: float
+    accuracy_trained: float
+    lce_accuracy: float
+    lce_bconv2d: int
+    binary_mac_share: float
+    parity_cosine: float
+    ms_per_face: float
+    tflite: str
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+def run_pipeline(
+    out_dir: str,
+    *,
+    model: str = "binaryfacenet_lce",
+    identities: int = 60,
+    per_identity: int = 10,
+    pairs: int = 600,
+    epochs: int = 3,
+    steps_per_epoch: int = 40,
+    batch_size: int = 32,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> PipelineResult:
+    """Generate faces, train ``model`` briefly, evaluate on a held-out generated ``.bin`` before and
+    after, convert the trained backbone with LCE (checked) and evaluate and time the ``.tflite``."""
+    import time
+
+    import tensorflow as tf
+
+    from lcefr.bench.local import time_lce
+    from lcefr.convert.api import convert
+    from lcefr.data.binset import read_bin
+    from lcefr.data.pairs import synthetic_bin
+    from lcefr.embed import load_embedder
+    from lcefr.eval.verification import evaluate
+    from lcefr.train.config import TrainConfig
+    from lcefr.train.fit import prepare, run_training
+
+    os.makedirs(out_dir, exist_ok=True)
+    bin_path = os.path.join(out_dir, f"heldout-{pairs}.bin")
+    if not os.path.exists(bin_path):
+        log(f"[1/5] held-out set: {pairs} pairs of generated people -> {bin_path}")
+        synthetic_bin(bin_path, pairs=pairs, seed=seed)
+    heldout = read_bin(bin_path)
+
+    def accuracy(source: str) -> float:
+        emb = load_embedder(source, batch_size=64).embed(heldout.images)
+        return float(evaluate(emb, heldout.issame)[2].mean())
+
+    tf.keras.backend.clear_session()
+    before = accuracy(model)
+    log(f"[2/5] {model} untrained (random init): held-out accuracy {100 * before:.2f}%")
+    config = TrainConfig(model=model, data="synthetic", head="arcface", epochs=epochs, batch_size=batch_size,
+                         optimizer="adam", lr=2e-3, scale=16.0, synth_identities=identities,
+                         synth_per_identity=per_identity, steps_per_epoch=steps_per_epoch, seed=seed).validate()
+    plan = prepare(config)
+    log(f"[3/5] training {model}: {plan.num_images} generated faces of {identities} people, "
+        f"{epochs} x {steps_per_epoch} steps of {batch_size}")
+    run_dir = os.path.join(out_dir, f"train-{model}")
+    start = time.time()
+    run_training(config, run_dir, plan=plan, verbose=0, on_message=log)
+    train_s = time.time() - start
+    backbone = os.path.join(run_dir, "backbone.keras")
+    tf.keras.backend.clear_session()
+    after = accuracy(backbone)
+    log(f"      trained in {train_s:.0f} s: held-out accuracy {100 * after:.2f}%")
+    from lcefr.convert.source import load_source
+
+    src = load_source(backbone)
+    buffer, result = convert(src.model, target="tflite", name=model, lce_native=src.lce_native)
+    tflite = os.path.join(out_dir, f"{model}-trained.tflite")
+    write_atomic(tflite, buffer)
+    log(f"[4/5] LCE conversion: {result.ops['lce_bconv2d']} LceBconv2d, binary MAC share "
+        f"{result.ops['binary_mac_share']:.3f}, parity cosine {result.parity['cosine_min']:.5f} -> {tflite}")
+    lce_acc = accuracy(tflite)
+    timing = time_lce(buffer, name=model, threads=1, runs=20, warmup=3, kernel="indirect")
+    log(f"      .tflite held-out accuracy {100 * lce_acc:.2f}%, {timing.latency_ms.get('mean', float('nan')):.2f} ms/face")
+    return PipelineResult(model=model, train_images=plan.num_images, identities=identities,
+                          steps=epochs * steps_per_epoch, train_s=round(train_s, 1), heldout_pairs=pairs,
+                          accuracy_untrained=before, accuracy_trained=after, lce_accuracy=lce_acc,
+                          lce_bconv2d=result.ops["lce_bconv2d"], binary_mac_share=result.ops["binary_mac_share"],
+                          parity_cosine=result.parity["cosine_min"],
+                          ms_per_face=timing.latency_ms.get("mean", float("nan")), tflite=tflite)

@@ -22,15 +22,24 @@ def _human(n: int) -> str:
 @click.option("--warmup", default=3, show_default=True, help="Untimed runs before timing.")
 @click.option("--out", "out_dir", default="build/demo", show_default=True, help="Where the .tflite files go.")
 @click.option("--compare", is_flag=True, help="Also convert to float and int8 TFLite and time them (XNNPACK) in the same run.")
+@click.option("--train/--no-train", "with_train", default=None,
+              help="Run the end-to-end part first: generated faces -> short training -> held-out eval -> LCE "
+                   "(default: on for the demo set, off with --models/--all).")
+@click.option("--train-model", default="binaryfacenet_lce", show_default=True, help="Model trained in the end-to-end part.")
 @json_option
-def demo(names, all_models, runs, warmup, out_dir, compare, as_json):
-    """Build, convert with LCE, verify and time models single-threaded on this CPU.
+def demo(names, all_models, runs, warmup, out_dir, compare, with_train, train_model, as_json):
+    """Train, evaluate, convert and time binary face models on this CPU, end to end.
 
+    \b
+    1. generated faces and a held-out generated .bin (600 pairs)
+    2. a few minutes of ArcFace training of --train-model, held-out accuracy before and after
+    3. LCE conversion of the trained backbone (checked), its accuracy and ms/face
+    4. the speed table: every demo model converted with LCE, verified and timed
     Every conversion is checked: the LceBconv2d count and the Keras-vs-interpreter cosine.
     x86 timings use LCE's portable kernels (indirect BGEMM); they rank models on this machine
     and are not ARM numbers (use `make jetson-bench` for a board).
     """
-    from lcefr.demo import DEMO_MODELS, run_demo
+    from lcefr.demo import DEMO_MODELS, run_demo, run_pipeline
     from lcefr.models import list_models
 
     if all_models:
@@ -46,6 +55,15 @@ def demo(names, all_models, runs, warmup, out_dir, compare, as_json):
     if runs < 1 or warmup < 0:
         raise click.BadParameter("--runs must be >= 1 and --warmup >= 0")
 
+    if with_train is None:
+        with_train = not (all_models or names)
+    pipeline = None
+    if with_train:
+        if train_model not in known:
+            raise click.BadParameter(f"unknown model {train_model}", param_hint="--train-model")
+        pipeline = run_pipeline(out_dir, model=train_model, log=lambda m: click.echo(m, err=True))
+        click.echo(f"[5/5] speed table: {', '.join(selected)} (random weights), LCE, 1 thread", err=True)
+
     def show(row):
         if not as_json:
             click.echo(f"  {row.model}: {row.ms_per_face:.2f} ms/face, parity cos {row.parity_cosine:.5f}", err=True)
@@ -57,8 +75,14 @@ def demo(names, all_models, runs, warmup, out_dir, compare, as_json):
 
         rows = run_demo(selected, out_dir=out_dir, runs=runs, warmup=warmup, compare=compare, on_row=on_row)
     if as_json:
-        echo_json([r.to_dict() for r in rows])
+        echo_json({"pipeline": pipeline.to_dict() if pipeline else None, "models": [r.to_dict() for r in rows]}
+                  if with_train else [r.to_dict() for r in rows])
         return
+    if pipeline:
+        p = pipeline
+        click.echo(f"{p.model} trained {p.train_s:.0f} s on {p.train_images} generated faces: held-out accuracy "
+                   f"{100 * p.accuracy_untrained:.2f}% -> {100 * p.accuracy_trained:.2f}% (Keras), "
+                   f"{100 * p.lce_accuracy:.2f}% (LCE .tflite, {p.lce_bconv2d} LceBconv2d, {p.ms_per_face:.2f} ms/face)")
     table = [
         [
             r.model,
