@@ -42,7 +42,7 @@ demo: install
 
 demo-zoo: install
 	mkdir -p build
-	$(BIN)/lcefr demo --all --compare | tee build/demo-zoo.txt
+	$(BIN)/lcefr demo --all --compare --out build/demo-zoo | tee build/demo-zoo.txt
 
 lint: install
 	$(BIN)/python -m pyflakes lcefr tests converters

@@ -43,7 +43,9 @@ def demo(names, all_models, runs, warmup, out_dir, compare, with_train, train_mo
     from lcefr.models import list_models
 
     if all_models:
-        selected = list_models(include_tests=False)
+        cheap_first = ("quicknet_small", "quicknet", "binaryfacenet", "binaryfacenet_lce", "mobilefacenet")
+        rest = [n for n in list_models(include_tests=False) if n not in cheap_first]
+        selected = list(cheap_first) + rest
     elif names:
         selected = [n.strip() for n in names.split(",") if n.strip()]
     else:
@@ -72,6 +74,13 @@ def demo(names, all_models, runs, warmup, out_dir, compare, with_train, train_mo
         def on_row(row):
             bar.update(1)
             show(row)
+            if out_dir:  # each finished row is kept even if a long run is stopped
+                import json
+                import os
+
+                os.makedirs(out_dir, exist_ok=True)
+                with open(os.path.join(out_dir, "rows.jsonl"), "a") as f:
+                    f.write(json.dumps(row.to_dict()) + "\n")
 
         rows = run_demo(selected, out_dir=out_dir, runs=runs, warmup=warmup, compare=compare, on_row=on_row)
     if as_json:
