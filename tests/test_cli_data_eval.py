@@ -118,3 +118,14 @@ def test_data_bad_input(workdir, tmp_path):
     assert result.exit_code == 2 and "train.rec" in result.output and "Traceback" not in result.output
     good = run("data", "info", src, "--json")
     assert good.exit_code == 0 and _json(good.output)["images"] == 9
+
+
+@pytest.mark.slow
+def test_random_ir18_is_near_chance_on_generated_heldout(tmp_path):
+    """Acceptance guard (the 6,000-pair run is in the README): an untrained ir18 scores <= 70%."""
+    path = tmp_path / "heldout.bin"
+    assert run("data", "make-bin", "synthetic", "--pairs", 200, "--seed", 0, "--out", path).exit_code == 0
+    result = run("eval", "ir18", "--bin", path, "--json", "--batch-size", 50)
+    assert result.exit_code == 0, result.output
+    accuracy = _json(result.output)["sets"]["heldout"]["accuracy"]
+    assert 0.3 <= accuracy <= 0.70
