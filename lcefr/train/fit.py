@@ -416,12 +416,12 @@ def run_training(config: TrainConfig, out_dir: str, *, plan: Optional[TrainingPl
     if history and history.get("complete") and len(history["epochs"]) >= config.epochs:
         on_message(f"{out_dir}: already trained {len(history['epochs'])} epochs; nothing to do")
         return history
-    os.makedirs(out_dir, exist_ok=True)
-    write_atomic(os.path.join(out_dir, "config.yaml"), config_to_yaml(config).encode())
     tf.get_logger().setLevel("ERROR")  # Keras' "callback is slow" chatter on tiny steps
     tf.keras.utils.set_random_seed(config.seed)
     steps = plan.steps_per_epoch
-    strategy, trainer = build(config, plan, total_steps=steps * config.epochs)
+    strategy, trainer = build(config, plan, total_steps=steps * config.epochs)  # bad teacher/init files fail here
+    os.makedirs(out_dir, exist_ok=True)
+    write_atomic(os.path.join(out_dir, "config.yaml"), config_to_yaml(config).encode())
     ds = train_dataset(plan, global_batch=config.batch_size)
     callbacks = [_history_callback(out_dir, config),
                  tf.keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),

@@ -143,3 +143,19 @@ def test_two_worker_multiworker_smoke(tmp_path):
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["complete"] and len(history["epochs"]) == 1
     assert (tmp_path / "run" / "backbone.keras").exists()
+
+
+@pytest.mark.slow
+def test_benchmark_and_init_from(tmp_path):
+    result = run("train", *BASE, "--benchmark", "--json")
+    assert result.exit_code == 0, result.output
+    bench = json.loads(result.output[result.output.index("{"):])
+    assert bench["pipeline_images_per_s"] > 0 and bench["step_images_per_s"] > 0
+    first = tmp_path / "first"
+    assert run("train", *BASE, "--epochs", 1, "--steps-per-epoch", 2, "--out", first).exit_code == 0
+    second = run("train", *BASE, "--epochs", 1, "--steps-per-epoch", 1, "--init-from", first / "backbone.keras",
+                 "--out", tmp_path / "second")
+    assert second.exit_code == 0, second.output
+    bad = run("train", *BASE, "--init-from", tmp_path / "first" / "config.yaml", "--out", tmp_path / "third")
+    assert bad.exit_code == 2 and "is not a Keras model file" in bad.output
+    assert not (tmp_path / "third").exists()
