@@ -168,7 +168,7 @@ class PipelineResult:
 def run_pipeline(
     out_dir: str,
     *,
-    model: str = "binaryfacenet_lce",
+    model: str = "quicknet_small",
     identities: int = 60,
     per_identity: int = 10,
     pairs: int = 600,

@@ -66,7 +66,7 @@ def main():
     ap.add_argument("--seeds", default="0,1,2", help="seeds of the binary model's runs")
     ap.add_argument("--pairs", type=int, default=6000)
     ap.add_argument("--float-model", default="ir18")
-    ap.add_argument("--binary-model", default="binaryfacenet_lce")
+    ap.add_argument("--binary-model", default="quicknet_small")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--distill", action="store_true", help="also train the binary model from the trained ir18 (EKD)")

@@ -25,7 +25,7 @@ def _human(n: int) -> str:
 @click.option("--train/--no-train", "with_train", default=None,
               help="Run the end-to-end part first: generated faces -> short training -> held-out eval -> LCE "
                    "(default: on for the demo set, off with --models/--all).")
-@click.option("--train-model", default="binaryfacenet_lce", show_default=True, help="Model trained in the end-to-end part.")
+@click.option("--train-model", default="quicknet_small", show_default=True, help="Model trained in the end-to-end part.")
 @json_option
 def demo(names, all_models, runs, warmup, out_dir, compare, with_train, train_model, as_json):
     """Train, evaluate, convert and time binary face models on this CPU, end to end.
