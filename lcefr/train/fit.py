@@ -377,9 +377,13 @@ def _history_callback(out_dir: str, config: TrainConfig):
 
 
 def _save_backbone(backbone, path: str) -> None:
+    import warnings
+
     tmp = f"{path[:-len('.keras')]}.tmp{os.getpid()}.keras"
     try:
-        backbone.save(tmp)
+        with warnings.catch_warnings():  # larq-zoo passes plain functions as initializers; saving warns
+            warnings.simplefilter("ignore", UserWarning)
+            backbone.save(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
