@@ -37,6 +37,7 @@ def test_probe_constants_exercise_every_adabin_term():
     assert float(tf.reduce_mean(tf.abs(beta_w) / alpha_w)) > 0.05
 
 
+@pytest.mark.slow
 def test_adabin_parity_holds():
     tf.keras.backend.clear_session()
     src = load_source("test_adabin_resnet")
@@ -44,6 +45,7 @@ def test_adabin_parity_holds():
     assert result.parity["cosine_min"] >= 0.9999
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("term", ["box", "offset"])
 def test_parity_catches_a_dropped_term(monkeypatch, term):
     """Convert a graph without the beta_w box-sum (or the beta_a offset) term: the check must fail."""
