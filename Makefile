@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Two workers: conversions are mostly single-threaded, the machines have two cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install install-gui test test-fast demo demo-zoo lint clean
+.PHONY: help install install-gui test test-fast demo demo-zoo study-train lint clean
 
 help:
 	@echo "make install      create $(VENV) with the pinned stack and dev extras"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-fast    the suite without slow tests (for iteration)"
 	@echo "make demo         build, convert (LCE), verify and time the demo models"
 	@echo "make demo-zoo     the same for every registry model"
+	@echo "make study-train  held-out accuracy of ir18 and a binary model before/after short training"
 	@echo "make install-gui  swap opencv-python-headless for opencv-python (the [gui] extra)"
 
 install: $(STAMP)
@@ -43,6 +44,9 @@ demo: install
 demo-zoo: install
 	mkdir -p build
 	$(BIN)/lcefr demo --all --compare --out build/demo-zoo | tee build/demo-zoo.txt
+
+study-train: install
+	$(BIN)/python scripts/study_train.py $(STUDY_ARGS)
 
 lint: install
 	$(BIN)/python -m pyflakes lcefr tests converters
