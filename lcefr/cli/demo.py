@@ -1,6 +1,9 @@
 """``lcefr demo``: the zoo converted with LCE and timed on this CPU, one table."""
 from __future__ import annotations
 
+import json
+import os
+
 import click
 
 from lcefr.cli._common import echo_json, format_table, json_option
@@ -75,9 +78,6 @@ def demo(names, all_models, runs, warmup, out_dir, compare, with_train, train_mo
             bar.update(1)
             show(row)
             if out_dir:  # each finished row is kept even if a long run is stopped
-                import json
-                import os
-
                 os.makedirs(out_dir, exist_ok=True)
                 with open(os.path.join(out_dir, "rows.jsonl"), "a") as f:
                     f.write(json.dumps(row.to_dict()) + "\n")

@@ -38,7 +38,7 @@ def eval_(model, bins, roc_path, calibration_out, calibration_far, batch_size, t
     """
     from lcefr.data.binset import read_bin
     from lcefr.embed import load_embedder
-    from lcefr.eval.verification import evaluate, roc_points, squared_l2_to_cosine, tar_at_far
+    from lcefr.eval.verification import evaluate, roc_points, tar_at_far
 
     missing = [b for b in bins if not os.path.isfile(b)]
     if missing:
@@ -74,7 +74,7 @@ def eval_(model, bins, roc_path, calibration_out, calibration_far, batch_size, t
         if roc_path:
             curves[name] = roc_points(emb, vs.issame)
         if calibration_out and calibration is None:
-            calibration = _calibrate(emb, vs.issame, calibration_far, path, tar_at_far, squared_l2_to_cosine)
+            calibration = _calibrate(emb, vs.issame, calibration_far, path)
     if calibration_out:
         from lcefr.fileio import write_atomic
 
@@ -100,9 +100,11 @@ def eval_(model, bins, roc_path, calibration_out, calibration_far, batch_size, t
         click.echo(f"ROC -> {roc_path}")
 
 
-def _calibrate(emb, issame, far, path, tar_at_far, squared_l2_to_cosine):
+def _calibrate(emb, issame, far, path):
     """The threshold at ``far`` by the fold protocol (mean of the fold thresholds), with its accuracy on the set."""
     import numpy as np
+
+    from lcefr.eval.verification import squared_l2_to_cosine, tar_at_far
 
     result = tar_at_far(emb, issame, far)
     if not result.resolvable:

@@ -6,7 +6,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-__all__ = ["ParityResult", "cosine_rows", "check_parity", "probe_inputs", "face_inputs", "noise_inputs"]
+__all__ = ["ParityResult", "cosine_rows", "check_parity", "probe_inputs", "face_inputs"]
 
 
 @dataclass
@@ -55,8 +55,6 @@ def face_inputs(shape, n: int = 4, seed: int = 0) -> np.ndarray:
 
     return preprocess(synth_faces(n, seed=seed))
 
-
-noise_inputs = probe_inputs
 
 
 def check_parity(model, run_flatbuffer: Callable[[np.ndarray], np.ndarray], *, inputs: Optional[np.ndarray] = None) -> ParityResult:

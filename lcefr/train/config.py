@@ -76,7 +76,7 @@ def _coerce(name: str, value: Any) -> Any:
             value = [v for v in value.split(",") if v]
         return tuple(str(v) for v in (value or ()))
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-        if default is not None and name not in ("margin", "scale", "teacher", "distill", "init_from", "steps_per_epoch"):
+        if default is not None:
             raise ValueError(f"{name} cannot be empty")
         return None
     kind = type(default) if default is not None else {"margin": float, "scale": float, "steps_per_epoch": int}.get(name, str)

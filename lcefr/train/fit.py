@@ -16,7 +16,6 @@ import time
 from dataclasses import asdict
 from typing import Callable, Dict, List, Optional, Tuple
 
-import numpy as np
 
 from lcefr.fileio import write_atomic
 from lcefr.train.config import TrainConfig, config_to_yaml
@@ -140,16 +139,13 @@ def WarmupCosine(lr: float, total_steps: int, warmup_steps: int = 0):  # noqa: N
     return _schedule_class()(lr, total_steps, warmup_steps)
 
 
-def make_optimizer(config: TrainConfig, *, total_steps: int, steps_per_epoch: int, binary: bool, return_schedule: bool = False):
-    """SGD (momentum 0.9) or Adam on every weight; for binary models larq's CaseOptimizer routes
-    the latent binary weights to their own optimizer (Bop with ``--optimizer bop``, else a copy of
-    the float one, without weight decay). Legacy Keras optimizers: larq requires them."""
+def make_optimizer(config: TrainConfig, schedule, *, binary: bool):
+    """SGD (momentum 0.9) or Adam on every weight with ``schedule``; for binary models larq's
+    CaseOptimizer routes the latent binary weights to their own optimizer (Bop with
+    ``--optimizer bop``, else a copy of the float one, without weight decay). Legacy Keras
+    optimizers: larq requires them."""
     import larq as lq
     import tensorflow as tf
-
-    schedule = WarmupCosine(config.lr, total_steps, int(config.warmup_epochs * steps_per_epoch))
-    if return_schedule:
-        return schedule
 
     def float_opt():
         if config.optimizer == "sgd":
@@ -301,12 +297,9 @@ def build(config: TrainConfig, plan: TrainingPlan, *, total_steps: int):
                 raise ValueError(f"--init-from {config.init_from}: no layer matches {config.model} by name and shape")
         trainer = _trainer_class()(backbone, head, teacher=teacher, distill=distill,
                                    distill_weight=config.distill_weight, weight_decay=config.weight_decay)
-        binary = model_info(config.model).binary
-        trainer.lr_schedule = make_optimizer(config, total_steps=total_steps, steps_per_epoch=plan.steps_per_epoch,
-                                             binary=binary, return_schedule=True)
+        trainer.lr_schedule = WarmupCosine(config.lr, total_steps, int(config.warmup_epochs * plan.steps_per_epoch))
         trainer.steps_per_epoch = plan.steps_per_epoch
-        trainer.compile(optimizer=make_optimizer(config, total_steps=total_steps, steps_per_epoch=plan.steps_per_epoch,
-                                                 binary=binary))
+        trainer.compile(optimizer=make_optimizer(config, trainer.lr_schedule, binary=model_info(config.model).binary))
         trainer(tf.zeros((1, 112, 112, 3)))
         head(tf.math.l2_normalize(tf.ones((1, embedding_size)), axis=1), tf.ones((1, 1)), tf.zeros((1,), tf.int32), training=False)
     return strategy, trainer
@@ -316,8 +309,8 @@ def _verification_callback(bins: List[str], batch_size: int):
     import tensorflow as tf
 
     from lcefr.data.binset import read_bin
-    from lcefr.eval.verification import evaluate, flip_fuse
-    from lcefr.preprocess import preprocess
+    from lcefr.embed import Embedder
+    from lcefr.eval.verification import evaluate
 
     sets = [read_bin(b) for b in bins]
 
@@ -326,13 +319,10 @@ def _verification_callback(bins: List[str], batch_size: int):
 
         def on_epoch_end(self, epoch, logs=None):
             backbone = self.model.backbone
+            embedder = Embedder(name="backbone", kind="keras", batch_size=batch_size,
+                                run=lambda x: backbone(x, training=False).numpy())
             for vs in sets:
-                def embed(images):
-                    return np.concatenate([backbone(preprocess(images[i:i + batch_size]), training=False).numpy()
-                                           for i in range(0, len(images), batch_size)])
-
-                emb = flip_fuse(embed(vs.images), embed(vs.images[:, :, ::-1]))
-                accuracy = evaluate(emb, vs.issame)[2]
+                accuracy = evaluate(embedder.embed(vs.images), vs.issame)[2]
                 if logs is not None:
                     logs[f"val_{vs.name}"] = float(accuracy.mean())
 
