@@ -8,7 +8,7 @@ import numpy as np
 
 from lcefr.convert.audit import count_sign_convs
 from lcefr.convert.inspect import inspect_tflite
-from lcefr.convert.parity import check_parity, face_inputs, probe_inputs
+from lcefr.convert.parity import PARITY_PROBES, check_parity, face_inputs, probe_inputs
 
 __all__ = ["TARGETS", "PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
 
@@ -20,7 +20,6 @@ TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx")
 #: drops every face far below (0.36-0.92 in the failures this check has caught).
 PARITY_MIN = {"tflite": 0.999, "tflite-float": 0.999, "tflite-int8": 0.98, "onnx": 0.999}
 PARITY_SLACK = 0.02
-PARITY_PROBES = 16
 
 
 @dataclass

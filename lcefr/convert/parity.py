@@ -6,7 +6,10 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-__all__ = ["ParityResult", "cosine_rows", "check_parity", "probe_inputs", "face_inputs"]
+__all__ = ["ParityResult", "cosine_rows", "check_parity", "probe_inputs", "face_inputs", "PARITY_PROBES"]
+
+#: Number of probe images in every parity check.
+PARITY_PROBES = 16
 
 
 @dataclass

@@ -83,6 +83,94 @@ def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2, exact: bool = 
         for bn, act in zip(norms, activations):
             _set_dyadic_statistics(bn, np.asarray(act, np.float64), rng, exact,
                                    shrink=BRANCH_SHRINK if id(bn) in branch else 0)
+    if exact:
+        keep_signs_off_thresholds(model, rng)
+
+
+#: Smallest distance, in standard deviations of its channel, between a sign input and its
+#: threshold on the parity probes (see keep_signs_off_thresholds). Float rounding differences
+#: between runtimes are about 1e-7 of the summed magnitudes (a few 1e-6 of a channel's spread).
+SIGN_MARGIN = 2e-5
+
+
+def _sign_input_norms(model):
+    """BatchNorms of ``model`` (top level) whose output a sign-type input quantizer reads, in graph order."""
+    import tensorflow as tf
+
+    from lcefr.convert.audit import is_sign_quantizer
+
+    norms = []
+    for layer in model.layers:
+        if not is_sign_quantizer(getattr(layer, "input_quantizer", None)):
+            continue
+        for node in getattr(layer, "_inbound_nodes", None) or []:
+            for producer in _flatten(node.inbound_layers):
+                if isinstance(producer, tf.keras.layers.BatchNormalization) and producer not in norms:
+                    norms.append(producer)
+    order = {id(layer): i for i, layer in enumerate(model.layers)}
+    return sorted(norms, key=lambda bn: order[id(bn)])
+
+
+def keep_signs_off_thresholds(model, rng, probes=None, *, max_rounds: int = 200) -> int:
+    """Move sign-feeding BatchNorm offsets until no sign input on the parity probes sits within
+    SIGN_MARGIN of its threshold; returns how many BatchNorms were changed.
+
+    Dyadic constants (randomize_batchnorm) make integer counts exact, but float convolutions that
+    feed signs (BinaryDenseNet's stem and transitions; three float stages in a row cannot stay
+    exact in 24 mantissa bits) give continuous values, and a value within rounding distance of
+    zero flips between runtimes. Then every later sign sees different counts in a random-weight
+    network. Here each channel whose margin is too small on the probes gets a new offset (an odd
+    multiple of 1/16 plus a random fraction of it), in graph order, so on the probes every sign
+    agrees between any two correct runtimes and a wrong conversion (different values) still
+    fails. The probes must be the ones the parity check uses (``probe_inputs(shape,
+    PARITY_PROBES)``).
+    """
+    import tensorflow as tf
+
+    from lcefr.convert.parity import PARITY_PROBES, probe_inputs
+
+    norms = _sign_input_norms(model)
+    if not norms:
+        return 0
+    if probes is None:
+        probes = probe_inputs(tuple(model.input_shape[1:]), n=PARITY_PROBES)
+    probe = tf.keras.Model(model.inputs, [bn.input for bn in norms])
+    changed, start = set(), 0
+    for _ in range(max_rounds):
+        values = probe(probes, training=False)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        for index in range(start, len(norms)):
+            if _widen_sign_margin(norms[index], np.asarray(values[index], np.float64), rng):
+                changed.add(id(norms[index]))
+                start = index + 1
+                break
+        else:
+            return len(changed)
+    raise RuntimeError("could not keep sign inputs off their thresholds on the parity probes")
+
+
+def _widen_sign_margin(bn, x: np.ndarray, rng) -> bool:
+    """New offsets for the channels of ``bn`` whose output comes within SIGN_MARGIN of zero."""
+    x = x.reshape(-1, x.shape[-1])
+    weights = {w.name.split("/")[-1].split(":")[0]: w for w in bn.weights}
+    gamma = weights["gamma"].numpy().astype(np.float64) if "gamma" in weights else 1.0
+    scale = gamma / np.sqrt(weights["moving_variance"].numpy().astype(np.float64) + bn.epsilon)
+    centred = (x - weights["moving_mean"].numpy()) * scale
+    margin = SIGN_MARGIN * np.maximum(centred.std(axis=0), 1e-3)
+    beta = weights["beta"].numpy().astype(np.float64)
+    bad = np.flatnonzero(np.abs(centred + beta).min(axis=0) < margin)
+    if not len(bad):
+        return False
+    for c in bad:
+        for _ in range(1000):
+            candidate = (2 * rng.integers(0, 8) + 1) / 16 * rng.choice([-1, 1]) * rng.uniform(0.5, 1.5)
+            if np.abs(centred[:, c] + candidate).min() >= margin[c]:
+                beta[c] = candidate
+                break
+        else:
+            raise RuntimeError(f"{bn.name}: no offset keeps channel {c} off the sign threshold")
+    weights["beta"].assign(beta.astype(np.float32))
+    return True
 
 
 #: log2 of how much smaller than the float residual path a binary branch starts in probe models

@@ -144,3 +144,39 @@ def test_cli_inspect_bad_input(tmp_path):
     result = run("inspect", str(junk))
     assert result.exit_code == 2 and "not a TFLite flatbuffer" in result.stderr
     assert run("inspect", str(tmp_path / "missing.tflite")).exit_code == 2
+
+
+def test_probe_sign_inputs_stay_off_thresholds():
+    """After load_source, no sign input of the probe model sits within SIGN_MARGIN of zero on the parity probes."""
+    import numpy as np
+
+    from lcefr.convert.parity import PARITY_PROBES, probe_inputs
+    from lcefr.convert.source import SIGN_MARGIN, _sign_input_norms, keep_signs_off_thresholds
+
+    tf.keras.backend.clear_session()
+    model = load_source("test_binary_densenet").model
+    norms = _sign_input_norms(model)
+    assert len(norms) == 4  # one per dense layer
+    outputs = tf.keras.Model(model.inputs, [bn.output for bn in norms])(probe_inputs(tuple(model.input_shape[1:]), n=PARITY_PROBES))
+    for values in outputs:
+        values = np.asarray(values, np.float64).reshape(-1, values.shape[-1])
+        assert (np.abs(values).min(axis=0) >= 0.5 * SIGN_MARGIN * np.maximum(values.std(axis=0), 1e-3)).all()
+    assert keep_signs_off_thresholds(model, np.random.default_rng(0)) == 0  # already conditioned
+
+
+def test_sign_margin_repair_moves_offsets():
+    """An offset that puts a probe value exactly on the threshold is moved, and only in that BatchNorm."""
+    import numpy as np
+
+    from lcefr.convert.parity import PARITY_PROBES, probe_inputs
+    from lcefr.convert.source import _sign_input_norms, keep_signs_off_thresholds
+
+    tf.keras.backend.clear_session()
+    model = load_source("test_binary_densenet").model
+    first = _sign_input_norms(model)[0]
+    x = tf.keras.Model(model.inputs, first.input)(probe_inputs(tuple(model.input_shape[1:]), n=PARITY_PROBES))
+    beta = first.beta.numpy()
+    beta[0] = -float(np.asarray(x)[0, 5, 5, 0])  # a sign input of exactly 0 on probe 0
+    first.beta.assign(beta)
+    assert keep_signs_off_thresholds(model, np.random.default_rng(0)) >= 1
+    assert first.beta.numpy()[0] != beta[0]

@@ -44,3 +44,13 @@ def test_faithful_binaryfacenet_is_audited_honestly():
     assert result.ops["float_conv"] >= 19 and result.ops["float_depthwise"] >= 2
     assert any("run in float" in w for w in result.warnings)
     assert not result.errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,target", [("binary_densenet37", "tflite"), ("binary_densenet28", "onnx"), ("binary_densenet37_lce", "onnx")])
+def test_densenet_float_paths_keep_parity(name, target):
+    """BinaryDenseNet's float stem and transitions feed signs; probes keep them off the thresholds."""
+    tf.keras.backend.clear_session()
+    src = load_source(name)
+    _, result = convert(src.model, target=target, name=name, lce_native=src.lce_native)
+    assert result.parity["cosine_mean"] >= 0.999 and result.parity["cosine_min"] >= 0.979

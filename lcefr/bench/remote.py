@@ -1,0 +1,335 @@
+"""Benchmark ``.tflite`` files on boards over SSH (``lcefr bench --remote``, ``make jetson-bench``).
+
+Per host: read the machine facts, copy the runner (:mod:`lcefr.bench.runner`) and the models to a
+fresh work directory, then time each model in its own SSH session pinned to one core
+(``taskset -c CORE``, one thread). A model whose session fails (unreachable host, refused key,
+missing binary, a crash, a timeout, the connection dropped) becomes a ``"failed"`` row with the
+error; finished rows are kept and the reports are always written. Hosts run in parallel.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Dict, List, Optional, Sequence
+
+from lcefr.fileio import write_atomic
+
+__all__ = ["SSHTarget", "BenchOptions", "HostReport", "bench_hosts", "bench_host", "write_reports",
+           "SEED_JETSON_FPS", "seed_fps", "RUNNER_PATH"]
+
+RUNNER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+ROW_PREFIX = "LCEFR_ROW "
+COLUMNS = ("host", "model", "runtime", "kernel", "threads", "mean_ms", "median_ms", "p90_ms", "min_ms",
+           "fps", "size_bytes", "peak_rss_mb", "status", "error")
+
+#: Seed 001 (Table 2): FPS on one Cortex-A57 core of a Jetson Nano, LCE, trained models.
+SEED_JETSON_FPS = {
+    "binary_densenet45": 0.16,
+    "binary_densenet37": 0.22,
+    "binary_densenet28": 0.27,
+    "quicknet": 0.55,
+    "quicknet_small": 0.86,
+    "binaryfacenet": 6.25,
+}
+
+
+def seed_fps(model_name: str) -> Optional[float]:
+    """The seed's Jetson FPS for a file like ``quicknet_small.tflite`` (LCE files only; variants
+    such as ``_lce`` map to their published model)."""
+    stem = os.path.basename(model_name)
+    for suffix in (".tflite",):
+        stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
+    if "." in stem:  # quicknet.float / quicknet.int8: not what the seed timed
+        return None
+    stem = stem[:-4] if stem.endswith("_lce") else stem
+    return SEED_JETSON_FPS.get(stem)
+
+
+@dataclass
+class SSHTarget:
+    """``user@host`` reached with the system ``ssh``/``scp`` (BatchMode: keys only, never a prompt)."""
+
+    host: str
+    port: int = 22
+    key: Optional[str] = None
+    python: str = "python3"
+    connect_timeout: int = 10
+    known_hosts: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        name = self.host.split("@", 1)[-1]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+        return name if self.port == 22 else f"{name}-{self.port}"
+
+    def _options(self) -> List[str]:
+        opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}",
+                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
+        if self.known_hosts:
+            opts += ["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=accept-new"]
+        else:
+            opts += ["-o", "StrictHostKeyChecking=accept-new"]
+        if self.key:
+            opts += ["-i", self.key, "-o", "IdentitiesOnly=yes"]
+        return opts
+
+    def run(self, command: str, timeout: float) -> subprocess.CompletedProcess:
+        cmd = ["ssh", "-p", str(self.port), *self._options(), self.host, command]
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def put(self, files: Sequence[str], remote_dir: str, timeout: float) -> subprocess.CompletedProcess:
+        cmd = ["scp", "-q", "-P", str(self.port), *self._options(), *files, f"{self.host}:{remote_dir}/"]
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+
+@dataclass
+class BenchOptions:
+    threads: int = 1
+    runs: int = 20
+    warmup: int = 3
+    kernel: str = "auto"
+    core: Optional[int] = 3
+    lce_benchmark: Optional[str] = None
+    runtime: str = "auto"
+    timeout: float = 600.0
+    tegrastats: bool = False
+    keep: bool = False
+
+
+@dataclass
+class HostReport:
+    host: str
+    label: str
+    started_utc: str
+    machine: Dict = field(default_factory=dict)
+    results: List[Dict] = field(default_factory=list)
+    error: Optional[str] = None
+    paths: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(r.get("status") != "ok" for r in self.results)
+
+    def to_dict(self) -> Dict:
+        out = {"host": self.host, "started_utc": self.started_utc, "machine": self.machine, "results": self.results}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def _failed_row(model: str, size: int, error: str, options: BenchOptions) -> Dict:
+    return {"model": model, "runtime": "none", "kernel": options.kernel, "threads": options.threads,
+            "latency_ms": {"mean": None, "median": None, "p90": None, "min": None}, "fps": 0.0,
+            "size_bytes": size, "peak_rss_mb": 0.0, "status": "failed", "error": error}
+
+
+def _why(proc: subprocess.CompletedProcess) -> str:
+    text = (proc.stderr or "").strip() or (proc.stdout or "").strip()
+    last = text.splitlines()[-1] if text else ""
+    return f"ssh exit {proc.returncode}: {last}" if last else f"ssh exit {proc.returncode}"
+
+
+def _model_name(path: str) -> str:
+    base = os.path.basename(path)
+    return base[: -len(".tflite")] if base.endswith(".tflite") else base
+
+
+def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
+               progress: Optional[Callable[[str], None]] = None) -> HostReport:
+    """Time ``models`` on one host. Never raises for a host or model problem: it is in the report."""
+    say = progress or (lambda _msg: None)
+    report = HostReport(host=target.host, label=target.label,
+                        started_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    names = [_model_name(m) for m in models]
+    sizes = [os.path.getsize(m) if os.path.exists(m) else 0 for m in models]
+
+    def fail_all(error: str, start: int = 0) -> HostReport:
+        report.error = report.error or error
+        for name, size in list(zip(names, sizes))[start:]:
+            report.results.append(_failed_row(name, size, error, options))
+        return report
+
+    py = shlex.quote(target.python)
+    try:
+        proc = target.run(f"d=$(mktemp -d /tmp/lcefr-bench.XXXXXX) && echo $d", timeout=60)
+        if proc.returncode != 0:
+            return fail_all(f"cannot reach {target.host}: {_why(proc)}")
+        workdir = proc.stdout.strip().splitlines()[-1]
+        put = target.put([RUNNER_PATH, *models], workdir, timeout=max(120.0, options.timeout))
+        if put.returncode != 0:
+            return fail_all(f"copying models to {target.host}:{workdir} failed: {_why(put)}")
+        bench_flag = f" --lce-benchmark {shlex.quote(options.lce_benchmark)}" if options.lce_benchmark else ""
+        proc = target.run(f"cd {workdir} && {py} runner.py machine{bench_flag}", timeout=60)
+        if proc.returncode != 0:
+            return fail_all(f"runner does not start on {target.host} ({target.python}): {_why(proc)}")
+        report.machine = json.loads(proc.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired as err:
+        return fail_all(f"{target.host}: timed out after {err.timeout:.0f} s")
+    except (ValueError, IndexError) as err:
+        return fail_all(f"{target.host}: unreadable machine facts ({err})")
+
+    pin = ""
+    if options.core is not None:
+        cores = report.machine.get("cores") or 1
+        if not report.machine.get("taskset"):
+            report.machine["pinning"] = "taskset missing: not pinned"
+        elif options.core >= cores:
+            report.machine["pinning"] = f"core {options.core} does not exist ({cores} cores): not pinned"
+        else:
+            pin = f"taskset -c {int(options.core)} "
+            report.machine["pinning"] = f"taskset -c {int(options.core)}"
+    use_tegrastats = options.tegrastats and report.machine.get("tegrastats")
+    # the board kills a run that overstays (the ssh client is only the backstop): no orphans
+    limit = f"timeout -s KILL {max(1, int(options.timeout))} " if report.machine.get("timeout") else ""
+    for index, (model, name) in enumerate(zip(models, names)):
+        say(f"{target.label}: {name}")
+        cmd = (f"cd {workdir} && {limit}{pin}{py} runner.py run --model {shlex.quote(os.path.basename(model))} "
+               f"--name {shlex.quote(name)} --threads {options.threads} --runs {options.runs} "
+               f"--warmup {options.warmup} --kernel {options.kernel} --runtime {options.runtime} "
+               f"--timeout {options.timeout}{bench_flag}")
+        # "; exit $status": the shell must not exec the runner, or a killed run ends the SSH
+        # session with a signal (ssh exit 255) instead of the exit code 137 of `timeout`
+        if use_tegrastats:
+            cmd = (f"(tegrastats --interval 500 > {workdir}/{name}.tegrastats 2>&1 &) ; {cmd} ; status=$? ; "
+                   f"pkill -f 'tegrastats --interval 500' ; tail -n 2 {workdir}/{name}.tegrastats | sed 's/^/TEGRASTATS /' ; "
+                   "exit $status")
+        else:
+            cmd = f"{cmd} ; exit $?"
+        try:
+            proc = target.run(cmd, timeout=options.timeout + 30)
+        except subprocess.TimeoutExpired:
+            report.results.append(_failed_row(name, sizes[index], f"timed out after {options.timeout + 30:.0f} s", options))
+            continue
+        rows = [line[len(ROW_PREFIX):] for line in proc.stdout.splitlines() if line.startswith(ROW_PREFIX)]
+        if proc.returncode == 137 and limit:
+            report.results.append(_failed_row(name, sizes[index], f"timed out after {options.timeout:.0f} s (killed on the board)", options))
+            continue
+        if proc.returncode != 0 or not rows:
+            report.results.append(_failed_row(name, sizes[index], _why(proc), options))
+            continue
+        row = json.loads(rows[-1])
+        tegra = [line[len("TEGRASTATS "):] for line in proc.stdout.splitlines() if line.startswith("TEGRASTATS ")]
+        if tegra:
+            row["tegrastats"] = tegra
+        report.results.append(row)
+    if not options.keep:
+        try:
+            target.run(f"rm -rf {workdir}", timeout=30)
+        except (subprocess.TimeoutExpired, OSError):
+            pass
+    return report
+
+
+def _csv_text(report: HostReport) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for r in report.results:
+        lat = r.get("latency_ms") or {}
+        writer.writerow([report.host, r.get("model"), r.get("runtime"), r.get("kernel"), r.get("threads"),
+                         lat.get("mean"), lat.get("median"), lat.get("p90"), lat.get("min"), r.get("fps"),
+                         r.get("size_bytes"), r.get("peak_rss_mb"), r.get("status"), r.get("error") or ""])
+    return buffer.getvalue()
+
+
+def _md_text(report: HostReport) -> str:
+    m = report.machine
+    lines = [f"# lcefr bench on {report.host}", "",
+             f"Started {report.started_utc}; {m.get('board') or m.get('cpu') or 'unknown machine'} "
+             f"({m.get('arch', '?')}, glibc {m.get('glibc', '?')}, Python {m.get('python', '?')}); "
+             f"{m.get('pinning', 'not pinned')}.", ""]
+    if report.error:
+        lines += [f"**Host error:** {report.error}", ""]
+    lines += ["| model | runtime | kernel | threads | mean ms | median ms | p90 ms | FPS | seed Jetson FPS | peak RSS MB | status |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def fmt(v):
+        return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+    for r in report.results:
+        lat = r.get("latency_ms") or {}
+        status = r.get("status") if r.get("status") == "ok" else f"failed: {r.get('error')}"
+        lines.append(f"| `{r.get('model')}` | {r.get('runtime')} | {r.get('kernel')} | {r.get('threads')} | "
+                     f"{fmt(lat.get('mean'))} | {fmt(lat.get('median'))} | {fmt(lat.get('p90'))} | {fmt(r.get('fps'))} | "
+                     f"{fmt(seed_fps(r.get('model', '')))} | {fmt(r.get('peak_rss_mb'))} | {status} |")
+    lines += ["", "Seed Jetson FPS: seed 001, Table 2 (trained models, one Cortex-A57 core of a Jetson Nano, LCE)."]
+    return "\n".join(lines) + "\n"
+
+
+def _png_bytes(report: HostReport) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report.results
+    names = [r.get("model", "?") for r in rows]
+    ours = [float(r.get("fps") or 0.0) if r.get("status") == "ok" else 0.0 for r in rows]
+    seed = [seed_fps(n) for n in names]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
+    xs = list(range(len(rows)))
+    width = 0.4
+    ax.bar([x - width / 2 for x in xs], ours, width, label=f"measured on {report.label}", color="#3b75af")
+    ax.bar([x + width / 2 for x in xs], [s or 0.0 for s in seed], width, label="seed 001 Jetson Nano (1 A57 core)", color="#ef8636")
+    for x, r in zip(xs, rows):
+        if r.get("status") != "ok":
+            ax.text(x - width / 2, 0, "failed", rotation=90, ha="center", va="bottom", fontsize=8, color="red")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("frames per second (log)")
+    if any(v > 0 for v in ours + [s or 0 for s in seed]):
+        ax.set_yscale("log")
+    ax.set_title(f"FPS per model, {report.machine.get('cpu') or report.label}, {report.results[0].get('threads', 1) if rows else 1} thread")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_reports(report: HostReport, out_dir: str, *, stamp: Optional[str] = None) -> Dict[str, str]:
+    """``out_dir/jetson-bench-<label>-<YYYYmmddTHHMMSSZ>.{json,csv,md,png}``, each written atomically."""
+    os.makedirs(out_dir, exist_ok=True)
+    stamp = stamp or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = os.path.join(out_dir, f"jetson-bench-{report.label}-{stamp}")
+    payloads = {
+        "json": (json.dumps(report.to_dict(), indent=2) + "\n").encode(),
+        "csv": _csv_text(report).encode(),
+        "md": _md_text(report).encode(),
+    }
+    try:
+        payloads["png"] = _png_bytes(report)
+    except ImportError:
+        pass  # matplotlib is the [plot] extra
+    for ext, data in payloads.items():
+        write_atomic(f"{base}.{ext}", data)
+        report.paths[ext] = f"{base}.{ext}"
+    return report.paths
+
+
+def bench_hosts(targets: Sequence[SSHTarget], models: Sequence[str], options: BenchOptions, out_dir: str,
+                progress: Optional[Callable[[str], None]] = None) -> List[HostReport]:
+    """All hosts in parallel; each host's reports are written as soon as it finishes."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+    def one(target: SSHTarget) -> HostReport:
+        start = time.time()
+        report = bench_host(target, models, options, progress)
+        report.machine.setdefault("bench_wall_s", round(time.time() - start, 1))
+        write_reports(report, out_dir, stamp=stamp)
+        return report
+
+    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+        return list(pool.map(one, targets))

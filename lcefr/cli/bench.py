@@ -1,0 +1,134 @@
+"""``lcefr bench``: time .tflite files here or on boards over SSH; ``lcefr jetson-setup``."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from lcefr.cli._common import CliError, echo_json, format_table, json_option
+
+KERNELS = click.Choice(["auto", "default", "indirect"])
+
+
+def _local_rows(files, threads, runs, warmup, kernel, progress):
+    from lcefr.bench.local import time_lce, time_tflite
+    from lcefr.bench.runner import is_lce_model
+
+    rows = []
+    for path in progress(files):
+        name = os.path.basename(path)
+        name = name[: -len(".tflite")] if name.endswith(".tflite") else name
+        with open(path, "rb") as f:
+            buffer = f.read()
+        if not is_lce_model(path):
+            rows.append(time_tflite(buffer, name=name, threads=threads, runs=runs, warmup=warmup).to_dict())
+            continue
+        kernels = ["default", "indirect"] if kernel == "auto" else [kernel]
+        tried = [time_lce(buffer, name=name, threads=threads, runs=runs, warmup=warmup, kernel=k).to_dict() for k in kernels]
+        ok = [r for r in tried if r["status"] == "ok"]
+        best = min(ok, key=lambda r: r["latency_ms"]["mean"]) if ok else dict(tried[0], error="; ".join(f"{r['kernel']}: {r['error']}" for r in tried))
+        others = [r for r in tried if r is not best]
+        if others and ok:
+            best["alternatives"] = [{"kernel": r["kernel"], "status": r["status"], "error": r["error"],
+                                     "mean_ms": (r["latency_ms"] or {}).get("mean")} for r in others]
+        rows.append(best)
+    return rows
+
+
+def _table(rows, host=None):
+    def fmt(v):
+        return "-" if v is None else f"{v:.2f}"
+
+    head = (["host"] if host else []) + ["model", "runtime", "kernel", "threads", "mean ms", "median ms", "p90 ms", "FPS", "status"]
+    body = []
+    for r in rows:
+        lat = r.get("latency_ms") or {}
+        status = "ok" if r["status"] == "ok" else f"failed: {r.get('error')}"
+        body.append(([host] if host else []) + [r["model"], r["runtime"], r["kernel"], str(r["threads"]), fmt(lat.get("mean")),
+                                                fmt(lat.get("median")), fmt(lat.get("p90")), fmt(r.get("fps")), status])
+    return format_table(head, body)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Interpreter threads.")
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(1, 100000), help="Timed runs per model.")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0, 10000), help="Untimed runs first.")
+@click.option("--kernel", type=KERNELS, default="auto", show_default=True,
+              help="LCE binary kernel: auto tries both and reports the faster (a failing one is recorded).")
+@click.option("--remote", "remotes", multiple=True, metavar="USER@HOST",
+              help="Run on this board over SSH instead (repeatable; hosts run in parallel).")
+@click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535), help="SSH port of --remote hosts.")
+@click.option("--key", type=click.Path(dir_okay=False), help="SSH private key for --remote.")
+@click.option("--python", "remote_python", default="python3", show_default=True, help="Python on the board (>= 3.6).")
+@click.option("--core", default=3, show_default=True, type=int, help="Pin each remote run to this core (taskset); -1: no pinning.")
+@click.option("--lce-benchmark", default=None, help="Path of lce_benchmark_model on the board (default: next to the runner or on PATH).")
+@click.option("--runtime", type=click.Choice(["auto", "lce_benchmark_model", "python"]), default="auto", show_default=True,
+              help="Remote runtime: lce_benchmark_model when found, else the Python runner.")
+@click.option("--timeout", default=600.0, show_default=True, type=float, help="Seconds per remote model before it counts as failed.")
+@click.option("--tegrastats", is_flag=True, help="Sample tegrastats on the board during each run (Jetson).")
+@click.option("--reports", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Where --remote writes jetson-bench-<host>-<UTC time>.{json,csv,md,png}.")
+@click.option("--known-hosts", type=click.Path(dir_okay=False), help="known_hosts file for --remote (default: ssh's own).")
+@json_option
+def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_python, core, lce_benchmark, runtime,
+          timeout, tegrastats, reports, known_hosts, as_json):
+    """Time FILES (.tflite) and print latency and FPS per model.
+
+    \b
+    Locally: LCE flatbuffers run in LCE's interpreter (x86 only; portable kernels, not ARM
+    numbers), float and int8 ones in TFLite with XNNPACK, --threads threads.
+    With --remote USER@HOST: the files and a small runner are copied to the board and each model
+    is timed there in its own SSH session, pinned to --core with one thread: LCE models with
+    lce_benchmark_model (or the LCE wheel on x86 boards), others with XNNPACK. One report per
+    host in --reports. A failed model or host is a "failed" row; the exit code is then 1.
+    """
+    for path in files:
+        if not os.path.isfile(path):
+            raise CliError(f"model file not found: {path}")
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if len(head) < 8 or head[4:8] != b"TFL3":
+            raise CliError(f"{path} is not a .tflite flatbuffer (no TFL3 identifier)")
+    if remotes:
+        if key and not os.path.isfile(key):
+            raise CliError(f"SSH key not found: {key}")
+        failed = _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runtime, timeout, tegrastats,
+                         reports, known_hosts, threads, runs, warmup, kernel, as_json)
+    else:
+        progress = (lambda items: items) if as_json else (
+            lambda items: click.progressbar(items, label="timing", file=sys.stderr, item_show_func=lambda p: p and os.path.basename(p)))
+        if as_json:
+            rows = _local_rows(files, threads, runs, warmup, kernel, progress)
+            echo_json(rows)
+        else:
+            with progress(files) as bar:
+                rows = _local_rows(bar, threads, runs, warmup, kernel, lambda items: items)
+            click.echo(_table(rows))
+        failed = any(r["status"] != "ok" for r in rows)
+    if failed:
+        sys.exit(1)
+
+
+def _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runtime, timeout, tegrastats, reports,
+            known_hosts, threads, runs, warmup, kernel, as_json):
+    from lcefr.bench.remote import BenchOptions, SSHTarget, bench_hosts
+
+    targets = [SSHTarget(h, port=port, key=key, python=remote_python, known_hosts=known_hosts)
+               for spec in remotes for h in spec.split()]
+    options = BenchOptions(threads=threads, runs=runs, warmup=warmup, kernel=kernel, core=None if core < 0 else core,
+                           lce_benchmark=lce_benchmark, runtime=runtime, timeout=timeout, tegrastats=tegrastats)
+    say = (lambda _m: None) if as_json else (lambda m: click.echo(f"  timing {m}", err=True))
+    results = bench_hosts(targets, list(files), options, reports, progress=say)
+    if as_json:
+        echo_json([dict(r.to_dict(), reports=r.paths) for r in results])
+    else:
+        for r in results:
+            click.echo(f"{r.host}: {r.machine.get('board') or r.machine.get('cpu') or '?'} "
+                       f"({r.machine.get('arch', '?')}){' - ' + r.error if r.error else ''}")
+            click.echo(_table(r.results))
+            for ext in ("json", "csv", "md", "png"):
+                if ext in r.paths:
+                    click.echo(f"  report: {r.paths[ext]}")
+    return any(r.failed for r in results)
