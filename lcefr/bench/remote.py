@@ -162,7 +162,7 @@ def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
 
     py = shlex.quote(target.python)
     try:
-        proc = target.run(f"d=$(mktemp -d /tmp/lcefr-bench.XXXXXX) && echo $d", timeout=60)
+        proc = target.run("d=$(mktemp -d /tmp/lcefr-bench.XXXXXX) && echo $d", timeout=60)
         if proc.returncode != 0:
             return fail_all(f"cannot reach {target.host}: {_why(proc)}")
         workdir = proc.stdout.strip().splitlines()[-1]

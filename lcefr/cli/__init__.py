@@ -12,7 +12,7 @@ from lcefr.cli.convert import convert, inspect
 from lcefr.cli.data import data
 from lcefr.cli.eval import eval_
 from lcefr.cli.train import train
-from lcefr.cli.bench import bench
+from lcefr.cli.bench import bench, jetson_setup
 
 __all__ = ["cli"]
 
@@ -35,3 +35,4 @@ cli.add_command(data)
 cli.add_command(eval_)
 cli.add_command(train)
 cli.add_command(bench)
+cli.add_command(jetson_setup)

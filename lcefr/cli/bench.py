@@ -132,3 +132,90 @@ def _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runti
                 if ext in r.paths:
                     click.echo(f"  report: {r.paths[ext]}")
     return any(r.failed for r in results)
+
+
+@click.command("jetson-setup")
+@click.argument("hosts", nargs=-1)
+@click.option("--local", is_flag=True, help="Check this machine instead of USER@HOST boards.")
+@click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--key", type=click.Path(dir_okay=False), help="SSH private key.")
+@click.option("--python", "remote_python", default="python3", show_default=True, help="Python on the board.")
+@click.option("--known-hosts", type=click.Path(dir_okay=False), help="known_hosts file (default: ssh's own).")
+@click.option("--dry-run", is_flag=True, help="Detect and print the plan; change nothing on the board.")
+@click.option("--no-clocks", is_flag=True, help="Leave nvpmodel / jetson_clocks alone.")
+@click.option("--workdir", default="~/lcefr", show_default=True, help="Where lce_benchmark_model goes on the board.")
+@json_option
+def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, no_clocks, workdir, as_json):
+    """Check boards (architecture, glibc, Python) and give them an lce_benchmark_model.
+
+    \b
+    glibc >= 2.34: LCE's release binary for the converter's LCE version is downloaded.
+    Older glibc (a Jetson Nano on JetPack 4 has 2.27): LCE is built natively with CMake.
+    Jetsons are set to nvpmodel -m 0 and jetson_clocks when sudo allows it; the clocks are printed.
+    A host that is not an ARM board exits 2 with "not an ARM board".
+    """
+    import subprocess
+
+    from lcefr.bench.remote import SSHTarget
+    from lcefr.bench.setup import PROBE_COMMAND, NotArmBoard, board_facts, plan_setup, split_probe
+
+    if not hosts and not local:
+        raise CliError("give USER@HOST boards, or --local")
+    import larq_compute_engine
+
+    version = getattr(larq_compute_engine, "__version__", "0.16.0")
+    targets = [None] if local else [SSHTarget(h, port=port, key=key, python=remote_python, known_hosts=known_hosts)
+                                    for spec in hosts for h in spec.split()]
+
+    def run(target, command, timeout=3600):
+        if target is None:
+            return subprocess.run(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+        return target.run(command, timeout=timeout)
+
+    plans, exit_code = [], 0
+    for target in targets:
+        name = "localhost" if target is None else target.host
+        probe = run(target, PROBE_COMMAND.format(python=remote_python), timeout=60)
+        if probe.returncode != 0 and "@@end" not in probe.stdout:
+            plans.append({"host": name, "status": "failed", "error": (probe.stderr.strip().splitlines() or ["?"])[-1]})
+            exit_code = max(exit_code, 1)
+            continue
+        s = split_probe(probe.stdout)
+        facts = board_facts(s.get("uname", ""), s.get("ldd", ""), s.get("cpuinfo", ""), model=s.get("model", ""),
+                            python_version=s.get("python", ""), tools=s.get("tools", ""), gcc=s.get("gcc", ""),
+                            clocks=s.get("clocks", ""))
+        try:
+            plan = plan_setup(facts, lce_version=version, workdir=workdir, clocks=not no_clocks)
+        except NotArmBoard as err:
+            plans.append({"host": name, "status": "not_arm", "error": str(err), "facts": facts.to_dict()})
+            exit_code = 2
+            continue
+        entry = dict(plan.to_dict(), host=name, status="planned" if dry_run else "ok", log=[])
+        if not dry_run:
+            for step in plan.steps:
+                done = run(target, step)
+                entry["log"].append({"step": step, "exit": done.returncode, "tail": (done.stdout + done.stderr).strip()[-400:]})
+                if done.returncode != 0:
+                    entry["status"], entry["error"] = "failed", f"step failed (exit {done.returncode}): {step}"
+                    exit_code = max(exit_code, 1)
+                    break
+        plans.append(entry)
+    if as_json:
+        echo_json(plans)
+    else:
+        for p in plans:
+            if p["status"] in ("not_arm", "failed") and "steps" not in p:
+                click.echo(f"{p['host']}: {p['error']}", err=True)
+                continue
+            f = p["facts"]
+            click.echo(f"{p['host']}: {f.get('board') or ', '.join(f['cpu_names'])} ({f['arch']}, glibc {f['glibc']}, "
+                       f"Python {f['python']}, {f['cores']} cores)")
+            click.echo(f"  lce_benchmark_model: {p['benchmark_source']} - {p['reason']}")
+            for w in p["warnings"]:
+                click.echo(f"  warning: {w}")
+            for step in p["steps"]:
+                click.echo(f"  {'would run' if dry_run else 'ran'}: {step}")
+            if p.get("error"):
+                click.echo(f"  {p['error']}", err=True)
+    if exit_code:
+        sys.exit(exit_code)
