@@ -36,10 +36,10 @@ install-gui: install
 	$(BIN)/python -m pip uninstall -y opencv-python-headless
 	$(BIN)/python -m pip install -q -e ".[gui]"
 
-test: install
+test: install cuda-ref cuda
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install cuda-ref
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 demo: install
@@ -92,3 +92,74 @@ lint: install
 
 clean:
 	rm -rf build .pytest_cache
+
+# --- CUDA kernels (issue 7) -------------------------------------------------------------------
+# cuda-ref:  CPU reference library of the kernels (g++ only, what lcefr.cuda_ref loads)
+# cuda:      compile-check jetson/cuda/*.cu with the installed nvcc for CUDA_ARCHS (no GPU needed)
+# cuda-sm53: opt-in, not in CI: unpack Debian's CUDA 11.8 into CUDA_TOOLKIT (~860 MB download,
+#            3.7 GB) and compile for the Jetson Nano's sm_53 (nvcc 13 cannot target it)
+.PHONY: cuda cuda-ref cuda-sm53
+CUDA_DIR     := jetson/cuda
+CUDA_BUILD   := build/cuda
+CUDA_HEADERS := $(CUDA_DIR)/bconv_api.h $(CUDA_DIR)/bconv_common.h
+NVCC         ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+CUDA_ARCHS   ?= 75 87 90
+NVCC_FLAGS   ?= -std=c++14 -O3 -Xcompiler -fPIC,-Wall
+CUDA_TOOLKIT ?= build/cuda-toolkit
+# absolute path: the toolkit's bin/ has a Debian g++ wrapper that wants g++-11 or older
+CUDA_CCBIN   ?= $(shell command -v $(firstword $(CXX)))
+
+cuda-ref: $(CUDA_BUILD)/liblcefr_bconv_ref.so
+
+$(CUDA_BUILD)/liblcefr_bconv_ref.so: $(CUDA_DIR)/bconv_ref.cpp $(CUDA_HEADERS)
+	@mkdir -p $(@D)
+	$(CXX) -std=c++14 -O2 -Wall -Wextra -fPIC -shared -o $@ $<
+
+cuda: $(CUDA_BUILD)/bconv_kernels.o
+
+$(CUDA_BUILD)/bconv_kernels.o: $(CUDA_DIR)/bconv_kernels.cu $(CUDA_HEADERS)
+	@mkdir -p $(@D)
+	@test -x "$(NVCC)" || { echo "make cuda: nvcc not found (set NVCC=/path/to/nvcc)" >&2; exit 2; }
+	$(NVCC) $(NVCC_FLAGS) $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -c $< -o $@
+
+cuda-sm53: $(CUDA_BUILD)/bconv_kernels_sm53.o
+
+$(CUDA_BUILD)/bconv_kernels_sm53.o: $(CUDA_DIR)/bconv_kernels.cu $(CUDA_HEADERS) $(CUDA_TOOLKIT)/bin/nvcc
+	@mkdir -p $(@D)
+	$(CUDA_TOOLKIT)/bin/nvcc -ccbin $(CUDA_CCBIN) -allow-unsupported-compiler -Wno-deprecated-gpu-targets \
+		$(NVCC_FLAGS) -gencode arch=compute_53,code=sm_53 -c $< -o $@
+
+$(CUDA_TOOLKIT)/bin/nvcc:
+	sh $(CUDA_DIR)/fetch_cuda118.sh $(CUDA_TOOLKIT)
+
+# --- TensorRT plugin (issue 8) ---
+# make trt                              build build/trt/libbinaryconv_plugin.so (needs TensorRT + nvcc)
+#   [TENSORRT_ROOT=/opt/TensorRT] [TRT_CMAKE_ARGS="-DLCEFR_CUDA_ARCHS=53"]
+# TRT_HEADERS=/path/include make trt-check   compile the plugin against TensorRT headers (no linking)
+.PHONY: trt trt-check
+TENSORRT_ROOT  ?=
+TRT_HEADERS    ?=
+TRT_BUILD      ?= build/trt
+TRT_CMAKE_ARGS ?=
+CUDA_HOME      ?= /usr/local/cuda
+CMAKE          ?= cmake
+
+trt:
+	@command -v $(CMAKE) >/dev/null 2>&1 || { echo "error: cmake not found: install it (apt-get install cmake) or set CMAKE=/path/to/cmake" >&2; exit 2; }
+	@mkdir -p $(TRT_BUILD)
+	@cd $(TRT_BUILD) && $(CMAKE) $(CURDIR)/jetson/trt $(if $(TENSORRT_ROOT),-DTENSORRT_ROOT=$(abspath $(TENSORRT_ROOT))) $(TRT_CMAKE_ARGS) >configure.log 2>&1 \
+		|| { if [ -f TENSORRT_MISSING ]; then cat TENSORRT_MISSING >&2; exit 2; fi; tail -n 30 configure.log >&2; echo "error: cmake configure failed (log: $(TRT_BUILD)/configure.log)" >&2; exit 1; }
+	@grep -E "TensorRT|CUDA" $(TRT_BUILD)/configure.log | sed 's/^-- //'
+	$(CMAKE) --build $(TRT_BUILD) -- -j2
+	@echo "plugin: $(TRT_BUILD)/libbinaryconv_plugin.so"
+
+trt-check:
+	@test -n "$(TRT_HEADERS)" || { echo "usage: TRT_HEADERS=/path/to/TensorRT/include make trt-check [CUDA_HOME=/usr/local/cuda]" >&2; exit 2; }
+	@test -f "$(TRT_HEADERS)/NvInferVersion.h" || { echo "error: $(TRT_HEADERS)/NvInferVersion.h not found (TRT_HEADERS must be TensorRT's include folder)" >&2; exit 2; }
+	@test -f "$(CUDA_HOME)/include/cuda_runtime_api.h" || { echo "error: $(CUDA_HOME)/include/cuda_runtime_api.h not found: set CUDA_HOME to a CUDA toolkit" >&2; exit 2; }
+	@mkdir -p $(TRT_BUILD)/check
+	@version=$$(printf '#include "NvInferVersion.h"\nNV_TENSORRT_MAJOR.NV_TENSORRT_MINOR.NV_TENSORRT_PATCH\n' | $(CXX) -E -P -I"$(TRT_HEADERS)" -x c++ - | tail -n 1 | tr -d ' '); \
+		echo "TensorRT headers $$version ($(TRT_HEADERS)), CUDA headers $(CUDA_HOME)/include, $$($(CXX) --version | head -n 1)"; \
+		$(CXX) -std=c++14 -Wall -Wextra -Werror -fPIC -isystem "$(TRT_HEADERS)" -isystem "$(CUDA_HOME)/include" \
+			-c jetson/trt/BinaryConv2dPlugin.cpp -o $(TRT_BUILD)/check/BinaryConv2dPlugin-trt$$version.o \
+		&& echo "trt-check: BinaryConv2dPlugin.cpp compiles against TensorRT $$version -> $(TRT_BUILD)/check/BinaryConv2dPlugin-trt$$version.o"

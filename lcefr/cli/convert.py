@@ -8,7 +8,7 @@ import click
 
 from lcefr.cli._common import CliError, echo_json, format_table, json_option
 
-TARGET_CHOICE = click.Choice(["tflite", "tflite-int8", "tflite-float", "onnx"])
+TARGET_CHOICE = click.Choice(["tflite", "tflite-int8", "tflite-float", "onnx", "onnx-binary"])
 
 
 def _calibration(directory, count):
@@ -31,8 +31,10 @@ def _calibration(directory, count):
 @click.option("--calibration-size", default=64, show_default=True, help="Images used for int8 calibration.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity and op-audit checks (not recommended).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random init of a registry SOURCE.")
+@click.option("--domain", type=click.Choice(["ai.onnx.contrib", "trt"]), default="ai.onnx.contrib", show_default=True,
+              help="onnx-binary: custom-op domain (ai.onnx.contrib for onnxruntime, trt = empty domain for TensorRT).")
 @json_option
-def convert(source, target, output, weights, calibration, calibration_size, no_verify, seed, as_json):
+def convert(source, target, output, weights, calibration, calibration_size, no_verify, seed, domain, as_json):
     """Convert SOURCE (a registry name or a saved .keras/.h5/SavedModel) to TARGET.
 
     \b
@@ -40,6 +42,8 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
     tflite-float  plain TFLite, every layer in float (the speed baseline)
     tflite-int8   TFLite post-training int8 (float I/O; binary models keep float SIGN islands)
     onnx          float ONNX (opset 13) through tf2onnx
+    onnx-binary   ONNX with one BinaryConv2d node per binary conv (bit-packed weights), run here by
+                  onnxruntime-extensions through lcefr's C reference; --domain trt for TensorRT
 
     Every conversion is checked against the Keras model on 16 probe images (uniform noise; generated
     faces for int8, whose ranges are calibrated on faces) (mean cosine >= 0.999,
@@ -59,7 +63,7 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
         warnings.simplefilter("ignore")
         try:
             buffer, result = run_convert(src.model, target=target, name=src.name, lce_native=src.lce_native,
-                                         calibration=cal, verify=not no_verify)
+                                         calibration=cal, verify=not no_verify, domain=domain)
         except ConversionCheckError as err:
             if as_json:
                 echo_json({**err.result.to_dict(), "output": None})
@@ -74,7 +78,9 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
     parity = result.parity or {}
     ops = result.ops or {}
     click.echo(f"{src.name} -> {output} ({target}, {result.size_bytes / 1024:.0f} KB)")
-    if ops:
+    if "binary_conv2d" in ops:
+        click.echo(f"  BinaryConv2d {ops['binary_conv2d']} for {result.sign_convs} sign-quantized convs (domain {ops['domain']!r})")
+    elif ops:
         click.echo(f"  LceBconv2d {ops['lce_bconv2d']} for {result.sign_convs} sign-quantized convs, "
                    f"binary MAC share {ops['binary_mac_share']:.3f}")
     if parity:

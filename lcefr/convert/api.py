@@ -12,13 +12,13 @@ from lcefr.convert.parity import PARITY_PROBES, check_parity, face_inputs, probe
 
 __all__ = ["TARGETS", "PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
 
-TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx")
+TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx", "onnx-binary")
 #: Minimum mean Keras-vs-converted cosine over the probe faces, per target (int8: enforced on
 #: full-precision models only). The worst single face may fall PARITY_SLACK lower: in a binary
 #: network a float rounding difference next to a sign threshold flips one bit now and then
 #: (measured: 1 face in ~30 at cosine 0.988-0.998 in BinaryFaceNet and AdaBin ResNets), while a wrong conversion
 #: drops every face far below (0.36-0.92 in the failures this check has caught).
-PARITY_MIN = {"tflite": 0.999, "tflite-float": 0.999, "tflite-int8": 0.98, "onnx": 0.999}
+PARITY_MIN = {"tflite": 0.999, "tflite-float": 0.999, "tflite-int8": 0.98, "onnx": 0.999, "onnx-binary": 0.999}
 PARITY_SLACK = 0.02
 
 
@@ -84,6 +84,7 @@ def convert(
     calibration: Optional[np.ndarray] = None,
     verify: bool = True,
     probes: Optional[np.ndarray] = None,
+    domain: str = "ai.onnx.contrib",
 ) -> "tuple[bytes, ConversionResult]":
     """Convert ``model`` to ``target`` and check it.
 
@@ -110,6 +111,17 @@ def convert(
         if calibration is None:
             raise ValueError("tflite-int8 needs calibration images")
         buffer = convert_int8(model, calibration)
+    elif target == "onnx-binary":
+        from lcefr.convert.onnx_binary import DOMAINS, convert_onnx_binary, count_binary_nodes
+
+        if domain not in DOMAINS:
+            raise ValueError(f"unknown ONNX domain {domain!r}; choose one of {', '.join(DOMAINS)}")
+        buffer = convert_onnx_binary(model, domain=DOMAINS[domain])
+        nodes = count_binary_nodes(buffer)
+        result.ops = {"binary_conv2d": nodes, "domain": DOMAINS[domain]}
+        result.checks["op_audit"] = nodes == result.sign_convs
+        if nodes != result.sign_convs:
+            result.errors.append(f"{nodes} BinaryConv2d nodes for {result.sign_convs} sign-quantized Keras convolutions")
     else:
         from lcefr.convert.onnx import convert_onnx
 
@@ -148,6 +160,11 @@ def _check_parity(model, buffer: bytes, result: ConversionResult, probes) -> Non
         from lcefr.convert.onnx import onnx_runner
 
         run = onnx_runner(buffer)
+    elif result.target == "onnx-binary":
+        from lcefr.convert.onnx_binary import onnx_binary_runner
+
+        run = onnx_binary_runner(buffer)
+        result.kernel = "c-reference"
     else:
         run = tflite_runner(buffer, kernel="indirect")
         result.kernel = "indirect"
