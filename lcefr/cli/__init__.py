@@ -13,6 +13,7 @@ from lcefr.cli.data import data
 from lcefr.cli.eval import eval_
 from lcefr.cli.train import train
 from lcefr.cli.bench import bench, jetson_setup
+from lcefr.cli.trt import trt
 
 __all__ = ["cli"]
 
@@ -36,3 +37,4 @@ cli.add_command(eval_)
 cli.add_command(train)
 cli.add_command(bench)
 cli.add_command(jetson_setup)
+cli.add_command(trt)
