@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,9 +33,30 @@ def heldout(pairs: int) -> str:
 
 
 def accuracy(model: str, bin_path: str) -> float:
+    """`lcefr eval` accuracy, cached next to a trained backbone (keyed by its mtime) or, for a
+    registry name (seeded random init), in build/study-train/untrained-<name>.json."""
+    if os.path.exists(model):
+        cache = os.path.join(os.path.dirname(model), "heldout-accuracy.json")
+        key = f"{os.path.basename(bin_path)}@{os.path.getmtime(model):.0f}"
+    else:
+        cache = os.path.join(BUILD, "study-train", f"untrained-{model}.json")
+        key = os.path.basename(bin_path)
+    cached = json.load(open(cache)) if os.path.exists(cache) else {}
+    if key in cached:
+        return cached[key]
     out = lcefr_cmd("eval", model, "--bin", bin_path, "--json", "--batch-size", 64)
     report = json.loads(out[out.index("{"):])
-    return next(iter(report["sets"].values()))["accuracy"]
+    value = next(iter(report["sets"].values()))["accuracy"]
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    with open(cache + ".tmp", "w") as f:
+        json.dump({**cached, key: value}, f)
+    os.replace(cache + ".tmp", cache)
+    return value
+
+
+def finished(out_dir: str) -> bool:
+    path = os.path.join(out_dir, "history.json")
+    return os.path.exists(path) and bool(json.load(open(path)).get("complete"))
 
 
 def steps_for_budget(model: str, batch: int, budget_s: float, extra=()) -> int:
@@ -47,17 +67,28 @@ def steps_for_budget(model: str, batch: int, budget_s: float, extra=()) -> int:
     return max(10, int(0.85 * budget_s * rate / batch))
 
 
-def run(model: str, seed: int, *, budget_s: float, epochs: int, batch: int, bin_path: str, extra=(), tag="") -> dict:
+def run(model: str, seed: int, *, budget_s: float, epochs: int, batch: int, bin_path: str, extra=(), tag="",
+        steps=None) -> dict:
+    """One training run (skipped when its out dir holds a finished run) and its held-out accuracy."""
     out_dir = os.path.join(BUILD, "study-train", f"{model}{tag}-seed{seed}")
     before = accuracy(model, bin_path) if not extra else None
-    steps = steps_for_budget(model, batch, budget_s, extra)
-    start = time.time()
-    lcefr_cmd("train", "--model", model, "--data", "synthetic", "--epochs", epochs, "--batch-size", batch,
-              "--steps-per-epoch", max(1, steps // epochs), "--seed", seed, "--out", out_dir, *extra, capture=False)
-    wall = time.time() - start
+    if steps is None:
+        steps = steps_for_budget(model, batch, budget_s, extra)
+    if not finished(out_dir):  # a rerun after a kill resumes the run (lcefr train's BackupAndRestore)
+        lcefr_cmd("train", "--model", model, "--data", "synthetic", "--epochs", epochs, "--batch-size", batch,
+                  "--steps-per-epoch", max(1, steps // epochs), "--seed", seed, "--out", out_dir, *extra, capture=False)
+    history = json.load(open(os.path.join(out_dir, "history.json")))
+    wall = sum(e["seconds"] for e in history["epochs"])
+    import yaml
+
+    with open(os.path.join(out_dir, "config.yaml")) as f:
+        steps = int(yaml.safe_load(f).get("steps_per_epoch") or max(1, steps // epochs)) * epochs
     after = accuracy(os.path.join(out_dir, "backbone.keras"), bin_path)
-    return {"model": model + tag, "seed": seed, "before": before, "after": after, "train_s": round(wall, 1),
-            "steps": steps, "batch": batch}
+    record = {"model": model + tag, "seed": seed, "before": before, "after": after, "train_s": round(wall, 1),
+              "steps": steps, "batch": batch}
+    with open(os.path.join(BUILD, "study-train.jsonl"), "a") as f:  # every finished run, as it finishes
+        f.write(json.dumps(record) + "\n")
+    return record
 
 
 def main():
@@ -69,7 +100,8 @@ def main():
     ap.add_argument("--binary-model", default="quicknet_small")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--distill", action="store_true", help="also train the binary model from the trained ir18 (EKD)")
+    ap.add_argument("--distill", action="store_true", help="also train the binary model from the trained ir18")
+    ap.add_argument("--distill-loss", choices=("ekd", "mse"), default="ekd")
     args = ap.parse_args()
     os.makedirs(BUILD, exist_ok=True)
     bin_path = heldout(args.pairs)
@@ -80,8 +112,12 @@ def main():
     records += [run(args.binary_model, s, **common) for s in seeds]
     if args.distill:
         teacher = os.path.join(BUILD, "study-train", f"{args.float_model}-seed0", "backbone.keras")
+        plain = {r["seed"]: r for r in records if r["model"] == args.binary_model}
         for s in seeds:
-            r = run(args.binary_model, s, **common, extra=("--teacher", teacher, "--distill", "ekd"), tag="+ekd")
+            # the same number of steps as the run without a teacher: the teacher's forward pass
+            # makes a step slower, and a wall-time budget would compare different amounts of data
+            r = run(args.binary_model, s, **common, extra=("--teacher", teacher, "--distill", args.distill_loss),
+                    tag=f"+{args.distill_loss}", steps=plain[s]["steps"])
             records.append(r)
     lines = ["| model | seed | held-out acc. untrained | after training | train wall s | steps x batch |", "|---|---|---|---|---|---|"]
     for r in records:
