@@ -19,6 +19,7 @@ def _nodes(buffer):
     return [n for n in onnx.load_from_string(buffer).graph.node if n.op_type == "BinaryConv2d"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["test_quicknet", "test_adabin_resnet"])
 def test_tiny_models_export_and_match_keras(name):
     tf.keras.backend.clear_session()
@@ -71,6 +72,7 @@ def test_pack_weights_matches_c_reference():
         np.testing.assert_array_equal(pack_weights(signs), cuda_ref.pack_weights(signs))
 
 
+@pytest.mark.slow
 def test_cli_onnx_binary(tmp_path):
     out = tmp_path / "q.onnx"
     proc = subprocess.run([sys.executable, "-m", "lcefr.cli", "convert", "test_quicknet", "--to", "onnx-binary", "-o", str(out),
