@@ -79,8 +79,10 @@ build/models/%.tflite:
 jetson-bench: install
 	@test -n "$(JETSON)" || { echo 'usage: make jetson-bench JETSON="user@host [user@host2 ...]" [JETSON_PORT=22] [JETSON_KEY=path] [MODELS="a.tflite ..."]' >&2; exit 2; }
 	@test -n "$(MODELS)" || $(MAKE) --no-print-directory models
+	$(if $(filter trt,$(RUNTIME)),@test -n "$(TRT_ONNX)" || $(MAKE) --no-print-directory $(TRT_ONNX_FILES))
 	$(BIN)/lcefr bench --remote "$(JETSON)" --port $(JETSON_PORT) --python "$(JETSON_PYTHON)" --core $(CORE) \
 		--reports $(REPORTS) $(if $(JETSON_KEY),--key "$(JETSON_KEY)") $(if $(LCE_BENCHMARK),--lce-benchmark "$(LCE_BENCHMARK)") \
+		$(if $(filter trt,$(RUNTIME)),$(foreach f,$(or $(TRT_ONNX),$(TRT_ONNX_FILES)),--trt-onnx "$(f)")) \
 		$(BENCH_ARGS) $(if $(MODELS),$(MODELS),$(MODEL_FILES))
 
 jetson-setup: install
@@ -136,7 +138,11 @@ $(CUDA_TOOLKIT)/bin/nvcc:
 # make trt                              build build/trt/libbinaryconv_plugin.so (needs TensorRT + nvcc)
 #   [TENSORRT_ROOT=/opt/TensorRT] [TRT_CMAKE_ARGS="-DLCEFR_CUDA_ARCHS=53"]
 # TRT_HEADERS=/path/include make trt-check   compile the plugin against TensorRT headers (no linking)
-.PHONY: trt trt-check
+# make jetson-bench JETSON=... RUNTIME=trt   also export build/models/<m>.onnx (onnx-binary) of MODEL_SET
+#   [TRT_ONNX="a.onnx ..."], build the plugin on the board and time them there with trtexec (GPU rows)
+# make jetson-microbench JETSON=... [MICROBENCH_ARGS="--figures 4,5"]   plugin vs TensorRT FP16/INT8
+#   Conv on seed 000's Fig. 4-7 layer shapes: reports/jetson-microbench-<host>-<UTC>.{json,md}
+.PHONY: trt trt-check jetson-microbench
 TENSORRT_ROOT  ?=
 TRT_HEADERS    ?=
 TRT_BUILD      ?= build/trt
@@ -163,3 +169,17 @@ trt-check:
 		$(CXX) -std=c++14 -Wall -Wextra -Werror -fPIC -isystem "$(TRT_HEADERS)" -isystem "$(CUDA_HOME)/include" \
 			-c jetson/trt/BinaryConv2dPlugin.cpp -o $(TRT_BUILD)/check/BinaryConv2dPlugin-trt$$version.o \
 		&& echo "trt-check: BinaryConv2dPlugin.cpp compiles against TensorRT $$version -> $(TRT_BUILD)/check/BinaryConv2dPlugin-trt$$version.o"
+
+RUNTIME         ?=
+TRT_ONNX        ?=
+TRT_ONNX_FILES   = $(foreach m,$(MODEL_SET),build/models/$(m).onnx)
+MICROBENCH_ARGS ?=
+
+build/models/%.onnx:
+	@mkdir -p build/models
+	$(BIN)/lcefr convert $* --to onnx-binary --domain trt -o $@
+
+jetson-microbench: install
+	@test -n "$(JETSON)" || { echo 'usage: make jetson-microbench JETSON="user@host ..." [JETSON_PORT=22] [JETSON_KEY=path] [MICROBENCH_ARGS="--figures 4 --modes plugin-fp32,conv-fp16,conv-int8"]' >&2; exit 2; }
+	$(BIN)/python jetson/trt/microbench.py --remote "$(JETSON)" --port $(JETSON_PORT) --reports $(REPORTS) \
+		$(if $(JETSON_KEY),--key "$(JETSON_KEY)") $(MICROBENCH_ARGS)

@@ -105,6 +105,9 @@ class BenchOptions:
     timeout: float = 600.0
     tegrastats: bool = False
     keep: bool = False
+    #: ``step(target, report, workdir, say)`` run after the .tflite rows (e.g. TensorRT rows of
+    #: :func:`lcefr.bench.trt_remote.trt_step`); ``workdir`` is None when the host failed before it existed
+    extra_steps: List[Callable] = field(default_factory=list)
 
 
 @dataclass
@@ -145,6 +148,14 @@ def _model_name(path: str) -> str:
     return base[: -len(".tflite")] if base.endswith(".tflite") else base
 
 
+def _run_extra_steps(target: SSHTarget, report: HostReport, workdir: Optional[str], options: BenchOptions, say) -> None:
+    for step in options.extra_steps:
+        try:
+            step(target, report, workdir, say)
+        except Exception as err:  # noqa: BLE001 - a step bug must not lose the rows already measured
+            report.error = report.error or f"extra step {getattr(step, '__name__', step)} failed: {err!r}"
+
+
 def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
                progress: Optional[Callable[[str], None]] = None) -> HostReport:
     """Time ``models`` on one host. Never raises for a host or model problem: it is in the report."""
@@ -158,6 +169,7 @@ def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
         report.error = report.error or error
         for name, size in list(zip(names, sizes))[start:]:
             report.results.append(_failed_row(name, size, error, options))
+        _run_extra_steps(target, report, None, options, say)
         return report
 
     py = shlex.quote(target.python)
@@ -223,6 +235,7 @@ def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
         if tegra:
             row["tegrastats"] = tegra
         report.results.append(row)
+    _run_extra_steps(target, report, workdir, options, say)
     if not options.keep:
         try:
             target.run(f"rm -rf {workdir}", timeout=30)

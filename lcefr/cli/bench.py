@@ -71,9 +71,12 @@ def _table(rows, host=None):
 @click.option("--reports", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Where --remote writes jetson-bench-<host>-<UTC time>.{json,csv,md,png}.")
 @click.option("--known-hosts", type=click.Path(dir_okay=False), help="known_hosts file for --remote (default: ssh's own).")
+@click.option("--trt-onnx", "trt_onnx", multiple=True, metavar="FILE",
+              help="With --remote: also build the TensorRT plugin on the board and time this onnx-binary graph "
+                   "(convert --to onnx-binary --domain trt) on its GPU, FP32 and FP16, in the same report (repeatable).")
 @json_option
 def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_python, core, lce_benchmark, runtime,
-          timeout, tegrastats, reports, known_hosts, as_json):
+          timeout, tegrastats, reports, known_hosts, trt_onnx, as_json):
     """Time FILES (.tflite) and print latency and FPS per model.
 
     \b
@@ -83,6 +86,8 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
     is timed there in its own SSH session, pinned to --core with one thread: LCE models with
     lce_benchmark_model (or the LCE wheel on x86 boards), others with XNNPACK. One report per
     host in --reports. A failed model or host is a "failed" row; the exit code is then 1.
+    --trt-onnx FILE (with --remote): the TensorRT plugin is built on the board and FILE is timed on
+    its GPU with trtexec (rows "tensorrt", plugin-fp32/plugin-fp16) after the .tflite rows.
     """
     for path in files:
         if not os.path.isfile(path):
@@ -91,11 +96,16 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
             head = f.read(8)
         if len(head) < 8 or head[4:8] != b"TFL3":
             raise CliError(f"{path} is not a .tflite flatbuffer (no TFL3 identifier)")
+    for path in trt_onnx:
+        if not remotes:
+            raise CliError("--trt-onnx needs --remote (TensorRT runs on the board)")
+        if not os.path.isfile(path):
+            raise CliError(f"ONNX file not found: {path}")
     if remotes:
         if key and not os.path.isfile(key):
             raise CliError(f"SSH key not found: {key}")
         failed = _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runtime, timeout, tegrastats,
-                         reports, known_hosts, threads, runs, warmup, kernel, as_json)
+                         reports, known_hosts, threads, runs, warmup, kernel, as_json, trt_onnx)
     else:
         progress = (lambda items: items) if as_json else (
             lambda items: click.progressbar(items, label="timing", file=sys.stderr, item_show_func=lambda p: p and os.path.basename(p)))
@@ -112,13 +122,17 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
 
 
 def _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runtime, timeout, tegrastats, reports,
-            known_hosts, threads, runs, warmup, kernel, as_json):
+            known_hosts, threads, runs, warmup, kernel, as_json, trt_onnx=()):
     from lcefr.bench.remote import BenchOptions, SSHTarget, bench_hosts
 
     targets = [SSHTarget(h, port=port, key=key, python=remote_python, known_hosts=known_hosts)
                for spec in remotes for h in spec.split()]
     options = BenchOptions(threads=threads, runs=runs, warmup=warmup, kernel=kernel, core=None if core < 0 else core,
                            lce_benchmark=lce_benchmark, runtime=runtime, timeout=timeout, tegrastats=tegrastats)
+    if trt_onnx:
+        from lcefr.bench.trt_remote import TrtOptions, trt_step
+
+        options.extra_steps.append(trt_step(list(trt_onnx), TrtOptions(timeout=timeout)))
     say = (lambda _m: None) if as_json else (lambda m: click.echo(f"  timing {m}", err=True))
     results = bench_hosts(targets, list(files), options, reports, progress=say)
     if as_json:
