@@ -14,6 +14,7 @@ from lcefr.cli.eval import eval_
 from lcefr.cli.train import train
 from lcefr.cli.bench import bench, jetson_setup
 from lcefr.cli.trt import trt
+from lcefr.cli.face import align, verify, gallery, identify
 
 __all__ = ["cli"]
 
@@ -38,3 +39,7 @@ cli.add_command(train)
 cli.add_command(bench)
 cli.add_command(jetson_setup)
 cli.add_command(trt)
+cli.add_command(align)
+cli.add_command(verify)
+cli.add_command(gallery)
+cli.add_command(identify)

@@ -92,6 +92,7 @@ def test_bench_bad_input(tmp_path, args, message):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_local_bench_json_keys(tmp_path):
     import tensorflow as tf
 

@@ -164,6 +164,7 @@ def test_probe_sign_inputs_stay_off_thresholds():
     assert keep_signs_off_thresholds(model, np.random.default_rng(0)) == 0  # already conditioned
 
 
+@pytest.mark.slow
 def test_sign_margin_repair_moves_offsets():
     """An offset that puts a probe value exactly on the threshold is moved, and only in that BatchNorm."""
     import numpy as np

@@ -43,6 +43,7 @@ def test_tiny_models_export_and_match_keras(name):
         assert list(inits[node.input[2]].dims) == [o] and list(inits[node.input[3]].dims) == [o]
 
 
+@pytest.mark.slow
 def test_trt_domain_and_sabotaged_weights_fail_parity():
     from lcefr.convert.onnx_binary import _for_onnxruntime, convert_onnx_binary, onnx_binary_runner
 

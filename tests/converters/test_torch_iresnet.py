@@ -217,6 +217,7 @@ def _convert_and_compare(tmp_path, arch, layout, *, subprocess_cli=False):
     return stdout
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("layout", ["insightface", "adaface"])
 def test_r18_matches_torch(tmp_path, layout):

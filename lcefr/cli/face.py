@@ -1,0 +1,338 @@
+"""``lcefr align``, ``verify``, ``gallery add|list|remove`` and ``identify``: faces in photographs to decisions.
+
+Photographs are detected with MTCNN (the ``detect`` extra) and aligned onto the ArcFace 112x112
+template; an image that already is 112x112x3 is taken as an aligned face. Scores are cosines of
+flip-fused, L2-normalised embeddings, computed exactly as in ``lcefr eval``.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from lcefr.cli._common import CliError, echo_json, format_table, json_option
+
+__all__ = ["align", "verify", "gallery", "identify", "DEFAULT_THRESHOLD_COS"]
+
+#: Cosine threshold used when neither --calibration nor --threshold is given. Uncalibrated: a
+#: common operating point of ArcFace-trained models, but binarized models differ; calibrate with
+#: ``lcefr eval MODEL --bin lfw.bin --calibration-out cal.json``.
+DEFAULT_THRESHOLD_COS = 0.3
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _detector():
+    from lcefr.face.detect import DetectorUnavailableError, MTCNNDetector
+
+    try:
+        return MTCNNDetector()
+    except DetectorUnavailableError as err:
+        raise CliError(str(err)) from None
+
+
+class _Faces:
+    """Reads images and returns aligned faces, creating the detector only when one is needed."""
+
+    def __init__(self, *, no_align: bool = False):
+        self.no_align = no_align
+        self._det = None
+
+    def detector(self):
+        if self._det is None:
+            self._det = _detector()
+        return self._det
+
+    def one(self, path: str):
+        """(aligned face, info) of the largest face in ``path``; CliError when there is none."""
+        from lcefr.face.align import align_face, is_aligned_face, read_image
+
+        image = read_image(path)
+        if is_aligned_face(image):
+            return image, {"image": path, "aligned": "input is 112x112", "faces": None}
+        if self.no_align:
+            raise CliError(f"{path} is {image.shape[1]}x{image.shape[0]}; --no-align needs aligned 112x112 faces")
+        faces = self.detector().detect(image)
+        if not faces:
+            raise CliError(f"no face found in {path}")
+        face = faces[0]
+        info = {"image": path, "aligned": "detected", "faces": len(faces),
+                "box": [round(float(v), 1) for v in face.box], "score": round(face.score, 4)}
+        return align_face(image, face.landmarks), info
+
+
+def _threshold(calibration, threshold):
+    """(cosine threshold, where it came from)."""
+    if calibration and threshold is not None:
+        raise CliError("give either --calibration or --threshold, not both")
+    if threshold is not None:
+        if not -1.0 <= threshold <= 1.0:
+            raise CliError(f"--threshold is a cosine in [-1, 1], got {threshold}")
+        return float(threshold), "--threshold"
+    if calibration:
+        try:
+            with open(calibration) as f:
+                value = json.load(f)["threshold_cos"]
+        except FileNotFoundError:
+            raise CliError(f"no such calibration file: {calibration}") from None
+        except (ValueError, KeyError, TypeError):
+            raise CliError(f"{calibration} is not a calibration file from `lcefr eval --calibration-out` "
+                           "(needs a numeric threshold_cos)") from None
+        if not isinstance(value, (int, float)):
+            raise CliError(f"{calibration}: threshold_cos is not a number")
+        return float(value), calibration
+    click.echo(f"warning: no --calibration or --threshold; using the uncalibrated default cosine threshold "
+               f"{DEFAULT_THRESHOLD_COS} (calibrate with `lcefr eval MODEL --bin SET.bin --calibration-out F.json`)",
+               err=True)
+    return DEFAULT_THRESHOLD_COS, "default"
+
+
+def _embed(model: str, faces):
+    import numpy as np
+
+    from lcefr.embed import load_embedder
+
+    embedder = load_embedder(model)
+    return embedder.embed(np.stack(faces), flip=True)
+
+
+threshold_options = [
+    click.option("--calibration", type=click.Path(dir_okay=False),
+                 help="JSON from `lcefr eval --calibration-out`; its threshold_cos decides."),
+    click.option("--threshold", type=float, help=f"Cosine threshold (default {DEFAULT_THRESHOLD_COS}, uncalibrated)."),
+]
+no_align_option = click.option("--no-align", is_flag=True, help="Images are aligned 112x112 faces; never detect.")
+
+
+def _apply(options):
+    def deco(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return deco
+
+
+# -- align --------------------------------------------------------------------------------------
+@click.command("align")
+@click.argument("in_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--all", "all_faces", is_flag=True, help="Write every face as NAME_0, NAME_1, ... (largest first).")
+@json_option
+def align(in_dir, out_dir, all_faces, as_json):
+    """Detect and align every image under IN_DIR into 112x112 faces under OUT_DIR (same folder tree).
+
+    One face per image: the largest, noted when there are several (--all writes them all). Images
+    without a face and unreadable files are reported and skipped. Every output is written
+    atomically; the file name and format follow the input.
+    """
+    import cv2
+
+    from lcefr.face.align import align_face, read_image
+    from lcefr.fileio import write_atomic
+
+    if not os.path.isdir(in_dir):
+        raise CliError(f"no such directory: {in_dir}")
+    src, dst = os.path.realpath(in_dir), os.path.realpath(out_dir)
+    if dst == src or dst.startswith(src + os.sep):
+        raise CliError(f"OUT_DIR {out_dir} must not be inside IN_DIR {in_dir}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CliError(f"{out_dir} is not a directory")
+    paths = []
+    for root, dirs, files in os.walk(in_dir):
+        dirs.sort()
+        paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTS)]
+    faces_of = _Faces()
+    report = {"in_dir": in_dir, "out_dir": out_dir, "images": len(paths), "written": 0, "aligned_images": 0,
+              "no_face": [], "several_faces": [], "unreadable": []}
+    with click.progressbar(paths, label="aligning", file=click.get_text_stream("stderr")) as bar:
+        for path in bar:
+            rel = os.path.relpath(path, in_dir)
+            try:
+                image = read_image(path)
+            except (ValueError, OSError) as err:
+                report["unreadable"].append({"image": rel, "reason": str(err)})
+                continue
+            faces = faces_of.detector().detect(image)
+            if not faces:
+                report["no_face"].append(rel)
+                continue
+            if len(faces) > 1:
+                report["several_faces"].append({"image": rel, "faces": len(faces), "written": len(faces) if all_faces else 1})
+            stem, ext = os.path.splitext(os.path.join(out_dir, rel))
+            chosen = faces if all_faces else faces[:1]
+            for i, face in enumerate(chosen):
+                out = f"{stem}_{i}{ext}" if all_faces else f"{stem}{ext}"
+                ok, buf = cv2.imencode(ext, align_face(image, face.landmarks)[:, :, ::-1].copy())
+                if not ok:
+                    raise CliError(f"cannot encode {out}")
+                write_atomic(out, buf.tobytes())
+                report["written"] += 1
+            report["aligned_images"] += 1
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"aligned {report['aligned_images']}/{report['images']} images, {report['written']} faces -> {out_dir}")
+    for item in report["several_faces"]:
+        kept = "all written" if all_faces else "largest taken"
+        click.echo(f"several faces: {item['image']}: {item['faces']} faces, {kept}")
+    for rel in report["no_face"]:
+        click.echo(f"no face: {rel}")
+    for item in report["unreadable"]:
+        click.echo(f"unreadable: {item['image']}: {item['reason']}")
+
+
+# -- verify -------------------------------------------------------------------------------------
+@click.command("verify")
+@click.argument("model")
+@click.argument("image_a", type=click.Path(dir_okay=False))
+@click.argument("image_b", type=click.Path(dir_okay=False))
+@_apply(threshold_options)
+@no_align_option
+@json_option
+def verify(model, image_a, image_b, calibration, threshold, no_align, as_json):
+    """Are IMAGE_A and IMAGE_B the same person? Cosine of flip-test embeddings of MODEL vs a threshold.
+
+    MODEL is a Keras backbone file, a .tflite or a registry name. The largest face of each image
+    is used. Without --calibration/--threshold the uncalibrated default cosine threshold
+    (0.3) is used with a warning.
+    """
+    thr, thr_source = _threshold(calibration, threshold)
+    reader = _Faces(no_align=no_align)
+    face_a, info_a = reader.one(image_a)
+    face_b, info_b = reader.one(image_b)
+    emb = _embed(model, [face_a, face_b])
+    score = float(emb[0] @ emb[1])
+    same = score >= thr
+    report = {"model": model, "same": bool(same), "score_cos": score, "distance_sqL2": 2.0 - 2.0 * score,
+              "threshold_cos": thr, "threshold_from": thr_source, "image_a": info_a, "image_b": info_b}
+    if as_json:
+        echo_json(report)
+        return
+    for info in (info_a, info_b):
+        if info["faces"] and info["faces"] > 1:
+            click.echo(f"note: {info['image']}: {info['faces']} faces, the largest used")
+    click.echo(f"{'same' if same else 'different'}: cosine {score:.4f} {'>=' if same else '<'} threshold {thr:.4f} ({thr_source})")
+
+
+# -- gallery ------------------------------------------------------------------------------------
+db_option = click.option("--db", required=True, type=click.Path(dir_okay=False), help="Gallery SQLite file.")
+
+
+@click.group("gallery")
+def gallery():
+    """A gallery of enrolled people in one SQLite file, pinned to the model that embedded them."""
+
+
+@gallery.command("add")
+@db_option
+@click.argument("name")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--model", help="Model (file or registry name). Required for the first add; later adds reuse "
+                              "the gallery's model and refuse a different one.")
+@no_align_option
+@json_option
+def gallery_add(db, name, images, model, no_align, as_json):
+    """Enrol IMAGES of person NAME (one transaction: all images or none)."""
+    from lcefr.face.gallery import Gallery, model_identity
+
+    if not name.strip():
+        raise CliError("NAME must not be empty")
+    meta = {}
+    if os.path.exists(db):
+        with Gallery.open(db) as g:
+            meta = g.meta()
+    if not meta and not model:
+        raise CliError(f"{db} is a new gallery: the first `gallery add` needs --model MODEL")
+    model = model or meta["model"]
+    model_id = model_identity(model)
+    if meta:
+        with Gallery.open(db) as g:
+            g.check_model(model_id)
+    reader = _Faces(no_align=no_align)
+    faces, infos = zip(*[reader.one(p) for p in images])
+    emb = _embed(model, list(faces))
+    recorded = os.path.abspath(model) if os.path.exists(model) else model
+    with Gallery.open_or_create(db) as g:
+        n = g.add(name, list(images), emb, model_id=model_id, model=recorded)
+        people = g.people()
+    report = {"db": db, "name": name.strip(), "added": n, "people": len(people),
+              "embeddings": sum(c for _, c in people), "model_id": model_id, "images": list(infos)}
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"added {n} image(s) of {name.strip()} to {db} ({report['people']} people, {report['embeddings']} embeddings)")
+
+
+@gallery.command("list")
+@db_option
+@json_option
+def gallery_list(db, as_json):
+    """People in the gallery and how many images each."""
+    from lcefr.face.gallery import Gallery
+
+    with Gallery.open(db) as g:
+        people, meta = g.people(), g.meta()
+    if as_json:
+        echo_json({"db": db, "model": meta.get("model"), "model_id": meta.get("model_id"),
+                   "embedding_size": int(meta["embedding_size"]) if meta else None,
+                   "people": [{"name": n, "images": c} for n, c in people]})
+        return
+    click.echo(f"model: {meta.get('model', '-')} ({meta.get('model_id', 'empty gallery')})")
+    click.echo(format_table(["name", "images"], people))
+
+
+@gallery.command("remove")
+@db_option
+@click.argument("name")
+@json_option
+def gallery_remove(db, name, as_json):
+    """Remove every image of person NAME."""
+    from lcefr.face.gallery import Gallery
+
+    with Gallery.open(db) as g:
+        if name not in dict(g.people()):
+            raise CliError(f"no person {name!r} in {db}")
+        n = g.remove(name)
+    if as_json:
+        echo_json({"db": db, "name": name, "removed": n})
+        return
+    click.echo(f"removed {name} ({n} image(s)) from {db}")
+
+
+# -- identify -----------------------------------------------------------------------------------
+@click.command("identify")
+@click.argument("model")
+@click.argument("image", type=click.Path(dir_okay=False))
+@db_option
+@click.option("--top", default=5, show_default=True, type=click.IntRange(min=1), help="How many people to list.")
+@_apply(threshold_options)
+@no_align_option
+@json_option
+def identify(model, image, db, top, calibration, threshold, no_align, as_json):
+    """Who in the gallery is in IMAGE? People ranked by the cosine of their closest image.
+
+    The best match is reported as the identity when its cosine reaches the threshold, else
+    "unknown". MODEL must be the gallery's model.
+    """
+    from lcefr.face.gallery import Gallery, model_identity
+
+    model_id = model_identity(model)
+    with Gallery.open(db) as g:
+        g.check_model(model_id)
+    thr, thr_source = _threshold(calibration, threshold)
+    face, info = _Faces(no_align=no_align).one(image)
+    emb = _embed(model, [face])[0]
+    with Gallery.open(db) as g:
+        g.check_model(model_id, emb.shape[0])
+        matches = g.identify(emb, top=top)
+    best = matches[0] if matches and matches[0].score >= thr else None
+    report = {"model": model, "db": db, "image": info, "identity": best.name if best else None,
+              "threshold_cos": thr, "threshold_from": thr_source,
+              "matches": [{"name": m.name, "score_cos": m.score, "images": m.images, "source": m.source} for m in matches]}
+    if as_json:
+        echo_json(report)
+        return
+    rows = [[i + 1, m.name, f"{m.score:.4f}", m.images, m.source] for i, m in enumerate(matches)]
+    click.echo(format_table(["rank", "name", "cosine", "images", "closest image"], rows))
+    click.echo(f"identity: {best.name if best else 'unknown'} (threshold {thr:.4f}, {thr_source})")
