@@ -208,13 +208,11 @@ def build_engine(onnx_path, engine_path, *, fp16: bool = False, plugin=None, wor
 
 def latency_stats(times_ms: Sequence[float]) -> dict:
     """``{"latency_ms": {mean, median, p90, min}, "fps"}`` of per-run latencies; fps is 1000 / median."""
-    t = np.asarray(times_ms, dtype=np.float64)
-    if t.size == 0:
-        raise ValueError("no timed runs")
-    median = float(np.median(t))
-    return {"latency_ms": {"mean": round(float(t.mean()), 4), "median": round(median, 4),
-                           "p90": round(float(np.percentile(t, 90)), 4), "min": round(float(t.min()), 4)},
-            "fps": round(1000.0 / median, 2) if median > 0 else float("inf")}
+    from lcefr.bench.local import latency_stats as stats_of
+
+    stats = stats_of([t / 1000.0 for t in times_ms])  # seconds in, milliseconds out
+    median = stats["median"]
+    return {"latency_ms": stats, "fps": round(1000.0 / median, 2) if median > 0 else float("inf")}
 
 
 class _CudaPython:
@@ -338,6 +336,8 @@ def run_engine(engine_path, *, runs: int = 50, warmup: int = 5, plugin=None) -> 
     """
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    from lcefr.bench.local import time_callable
+
     trt, logger, loaded = _prepare(plugin)
     data = Path(engine_path).read_bytes()
     cuda = _cuda_backend()
@@ -376,13 +376,7 @@ def run_engine(engine_path, *, runs: int = 50, warmup: int = 5, plugin=None) -> 
             if not ok:
                 raise EngineBuildError(f"TensorRT execution of {engine_path} failed")
 
-        for _ in range(warmup):
-            once()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            once()
-            times.append((time.perf_counter() - start) * 1000.0)
+        times = [1000.0 * t for t in time_callable(once, runs=runs, warmup=warmup)]
     finally:
         for ptr in pointers:
             cuda.free(ptr)

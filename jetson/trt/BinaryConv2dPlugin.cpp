@@ -248,14 +248,7 @@ nvinfer1::IPluginV2* BinaryConv2dPluginCreator::createPlugin(
         return nullptr;
       }
     }
-    const int status = finish(attrs, seen);
-    if (status != kOk) {
-      report(name, status_string(status));
-      return nullptr;
-    }
-    BinaryConv2dPlugin* plugin = new BinaryConv2dPlugin(name ? name : "", attrs);
-    plugin->setPluginNamespace(namespace_.c_str());
-    return plugin;
+    return make_plugin(name, finish(attrs, seen), attrs);
   } catch (...) {
     report(name, "out of memory");
     return nullptr;
@@ -264,13 +257,20 @@ nvinfer1::IPluginV2* BinaryConv2dPluginCreator::createPlugin(
 
 nvinfer1::IPluginV2* BinaryConv2dPluginCreator::deserializePlugin(char const* name, void const* data,
                                                                   size_t length) noexcept {
+  Attrs attrs;
+  const int status = deserialize(data, length, &attrs);
+  return make_plugin(name, status, attrs);
+}
+
+// The shared tail of createPlugin and deserializePlugin: report a bad status, or allocate the
+// plugin in this creator's namespace.
+nvinfer1::IPluginV2* BinaryConv2dPluginCreator::make_plugin(char const* name, int status,
+                                                            Attrs const& attrs) noexcept {
+  if (status != kOk) {
+    report(name, status_string(status));
+    return nullptr;
+  }
   try {
-    Attrs attrs;
-    const int status = deserialize(data, length, &attrs);
-    if (status != kOk) {
-      report(name, status_string(status));
-      return nullptr;
-    }
     BinaryConv2dPlugin* plugin = new BinaryConv2dPlugin(name ? name : "", attrs);
     plugin->setPluginNamespace(namespace_.c_str());
     return plugin;

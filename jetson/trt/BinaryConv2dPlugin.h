@@ -88,6 +88,8 @@ class BinaryConv2dPluginCreator final : public nvinfer1::IPluginCreator {
   char const* getPluginNamespace() const noexcept override;
 
  private:
+  nvinfer1::IPluginV2* make_plugin(char const* name, int status, Attrs const& attrs) noexcept;
+
   std::vector<nvinfer1::PluginField> fields_;
   nvinfer1::PluginFieldCollection field_collection_;
   std::string namespace_;

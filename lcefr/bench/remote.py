@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from lcefr.fileio import write_atomic
 
 __all__ = ["SSHTarget", "BenchOptions", "HostReport", "bench_hosts", "bench_host", "write_reports",
-           "SEED_JETSON_FPS", "seed_fps", "RUNNER_PATH"]
+           "SEED_JETSON_FPS", "seed_fps", "RUNNER_PATH", "model_name"]
 
 RUNNER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 ROW_PREFIX = "LCEFR_ROW "
@@ -143,7 +143,7 @@ def _why(proc: subprocess.CompletedProcess) -> str:
     return f"ssh exit {proc.returncode}: {last}" if last else f"ssh exit {proc.returncode}"
 
 
-def _model_name(path: str) -> str:
+def model_name(path: str) -> str:
     base = os.path.basename(path)
     return base[: -len(".tflite")] if base.endswith(".tflite") else base
 
@@ -162,7 +162,7 @@ def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
     say = progress or (lambda _msg: None)
     report = HostReport(host=target.host, label=target.label,
                         started_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    names = [_model_name(m) for m in models]
+    names = [model_name(m) for m in models]
     sizes = [os.path.getsize(m) if os.path.exists(m) else 0 for m in models]
 
     def fail_all(error: str, start: int = 0) -> HostReport:

@@ -292,6 +292,12 @@ def run_model(args):
             rows.append(time_binary(binary, path, name, args.threads, args.runs, args.warmup, kernel, args.timeout))
         else:
             rows.append(time_python(path, name, args.threads, args.runs, args.warmup, kernel))
+    return fastest(rows)
+
+
+def fastest(rows):
+    """The fastest ok row of one model timed with several kernels; the others (or their errors)
+    under ``alternatives``. When every kernel failed: the first row with all errors joined."""
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         best = rows[0]
@@ -301,7 +307,7 @@ def run_model(args):
     others = [r for r in rows if r is not best]
     if others:
         best["alternatives"] = [{"kernel": r["kernel"], "status": r["status"], "error": r["error"],
-                                 "mean_ms": r["latency_ms"]["mean"]} for r in others]
+                                 "mean_ms": (r["latency_ms"] or {}).get("mean")} for r in others]
     return best
 
 

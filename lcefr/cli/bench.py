@@ -13,26 +13,20 @@ KERNELS = click.Choice(["auto", "default", "indirect"])
 
 def _local_rows(files, threads, runs, warmup, kernel, progress):
     from lcefr.bench.local import time_lce, time_tflite
-    from lcefr.bench.runner import is_lce_model
+    from lcefr.bench.remote import model_name
+    from lcefr.bench.runner import fastest, is_lce_model
 
     rows = []
     for path in progress(files):
-        name = os.path.basename(path)
-        name = name[: -len(".tflite")] if name.endswith(".tflite") else name
+        name = model_name(path)
         with open(path, "rb") as f:
             buffer = f.read()
         if not is_lce_model(path):
             rows.append(time_tflite(buffer, name=name, threads=threads, runs=runs, warmup=warmup).to_dict())
             continue
         kernels = ["default", "indirect"] if kernel == "auto" else [kernel]
-        tried = [time_lce(buffer, name=name, threads=threads, runs=runs, warmup=warmup, kernel=k).to_dict() for k in kernels]
-        ok = [r for r in tried if r["status"] == "ok"]
-        best = min(ok, key=lambda r: r["latency_ms"]["mean"]) if ok else dict(tried[0], error="; ".join(f"{r['kernel']}: {r['error']}" for r in tried))
-        others = [r for r in tried if r is not best]
-        if others and ok:
-            best["alternatives"] = [{"kernel": r["kernel"], "status": r["status"], "error": r["error"],
-                                     "mean_ms": (r["latency_ms"] or {}).get("mean")} for r in others]
-        rows.append(best)
+        rows.append(fastest([time_lce(buffer, name=name, threads=threads, runs=runs, warmup=warmup, kernel=k).to_dict()
+                             for k in kernels]))
     return rows
 
 

@@ -129,6 +129,8 @@ def _stand_in_convolutions(layers: List[BinaryLayer]):
     """Make each binary layer compute the stand-in float convolution while tf2onnx traces."""
     import tensorflow as tf
 
+    from lcefr.quantizers import adabin_weight_stats
+
     def stand_in(spec: BinaryLayer):
         layer = spec.layer
         top, left, bottom, right = spec.pads
@@ -141,7 +143,7 @@ def _stand_in_convolutions(layers: List[BinaryLayer]):
                 shifted = (inputs - layer.act_beta) / layer.act_alpha
                 counts = tf.nn.conv2d(shifted, tf.constant(kernel), strides, padding, name="lcefr_binary_conv")
                 main, box = counts[..., :-1], counts[..., -1:]
-                beta_w, alpha_w = _adabin_stats(layer)
+                beta_w, alpha_w = adabin_weight_stats(layer.kernel)
                 w_b = spec.signs[..., :-1]
                 w_sum = tf.reduce_sum(w_b * alpha_w + beta_w, axis=[0, 1, 2])
                 return main * (layer.act_alpha * alpha_w) + box * (layer.act_alpha * beta_w) + (layer.act_alpha * layer.act_beta) * w_sum
@@ -159,13 +161,6 @@ def _stand_in_convolutions(layers: List[BinaryLayer]):
     finally:
         for spec in layers:
             del spec.layer.call
-
-
-def _adabin_stats(layer):
-    from lcefr.quantizers import adabin_weight_stats
-
-    beta_w, alpha_w = adabin_weight_stats(layer.kernel)
-    return beta_w, alpha_w
 
 
 def _find_stand_in(graph, layer_name: str):
