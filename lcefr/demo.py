@@ -57,7 +57,7 @@ def run_model(
     tf.keras.backend.clear_session()
     src = load_source(name)
     total = summarize(name, src.model)["total"]
-    buffer, result = convert(src.model, target="tflite", name=name, lce_native=src.lce_native)
+    buffer, result = convert(src.model, target="tflite", name=name, lce_native=src.lce_native, trained=not src.random_init)
     if out_dir:
         write_atomic(os.path.join(out_dir, f"{name}.tflite"), buffer)
     timing = time_lce(buffer, name=name, threads=threads, runs=runs, warmup=warmup, kernel="indirect")
@@ -94,6 +94,7 @@ def _compare(row: DemoRow, src, *, out_dir, runs: int, warmup: int, threads: int
         key = {"tflite-float": "float", "tflite-int8": "int8", "onnx": "onnx"}[target]
         try:
             buffer, result = convert(src.model, target=target, name=row.model, lce_native=src.lce_native,
+                                     trained=not src.random_init,
                                      calibration=calibration if target == "tflite-int8" else None)
         except ConversionCheckError as err:
             row.notes.append(f"{target}: {'; '.join(err.result.errors)}")
@@ -224,7 +225,7 @@ def run_pipeline(
     from lcefr.convert.source import load_source
 
     src = load_source(backbone)
-    buffer, result = convert(src.model, target="tflite", name=model, lce_native=src.lce_native)
+    buffer, result = convert(src.model, target="tflite", name=model, lce_native=src.lce_native, trained=not src.random_init)
     tflite = os.path.join(out_dir, f"{model}-trained.tflite")
     write_atomic(tflite, buffer)
     log(f"[4/5] LCE conversion: {result.ops['lce_bconv2d']} LceBconv2d, binary MAC share "

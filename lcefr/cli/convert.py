@@ -45,8 +45,9 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
     onnx-binary   ONNX with one BinaryConv2d node per binary conv (bit-packed weights), run here by
                   onnxruntime-extensions through lcefr's C reference; --domain trt for TensorRT
 
-    Every conversion is checked against the Keras model on 16 probe images (uniform noise; generated
-    faces for int8, whose ranges are calibrated on faces) (mean cosine >= 0.999,
+    Every conversion is checked against the Keras model on 16 probe images (uniform noise for a
+    random-init registry model; generated faces for a trained model and for int8, whose ranges are
+    calibrated on faces) (mean cosine >= 0.999,
     worst face >= 0.979; int8 >= 0.98 on full-precision models, reported on binary ones) and, for tflite, every
     sign-quantized Keras convolution must be an LceBconv2d. A failed check exits 1 and writes
     nothing.
@@ -63,7 +64,8 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
         warnings.simplefilter("ignore")
         try:
             buffer, result = run_convert(src.model, target=target, name=src.name, lce_native=src.lce_native,
-                                         calibration=cal, verify=not no_verify, domain=domain)
+                                         trained=not src.random_init, calibration=cal, verify=not no_verify,
+                                         domain=domain)
         except ConversionCheckError as err:
             if as_json:
                 echo_json({**err.result.to_dict(), "output": None})

@@ -16,6 +16,7 @@ class Source:
     name: str
     lce_native: bool
     from_registry: bool
+    random_init: bool = False
 
 
 def iter_layers(model):
@@ -261,7 +262,7 @@ def load_source(source: str, *, weights: Optional[str] = None, seed: int = 0) ->
                 raise ValueError(f"cannot load weights {weights} into {source}: {err}") from None
         else:
             randomize_batchnorm(model, seed, exact=model_info(source).exact_probe and not _has_threshold_ties(model))
-        return Source(model, source, model_info(source).lce_native, True)
+        return Source(model, source, model_info(source).lce_native, True, random_init=not weights)
     if not os.path.exists(source):
         raise FileNotFoundError(f"{source!r} is neither a registered model (see `lcefr models list`) nor a file")
     try:

@@ -113,6 +113,20 @@ def test_cli_convert_writes_file_and_json(tmp_path):
     assert 0.9 < report["binary_mac_share"] < 1.0
 
 
+def test_trained_models_are_probed_on_faces(tmp_path):
+    """A random-init registry model is probed on noise; a saved (trained) model on faces."""
+    saved = tmp_path / "m.keras"
+    load_source("test_quicknet").model.save(saved)
+    records = {}
+    for source in ("test_quicknet", str(saved)):
+        result = run("convert", source, "--to", "tflite", "-o", str(tmp_path / "m.tflite"), "--json")
+        assert result.exit_code == 0, result.stderr
+        records[source] = json.loads(result.stdout)
+    assert records["test_quicknet"]["probes"] == "noise"
+    assert records[str(saved)]["probes"] == "faces"
+    assert load_source(str(saved)).random_init is False and load_source("test_quicknet").random_init is True
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
