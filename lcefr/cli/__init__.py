@@ -14,7 +14,7 @@ from lcefr.cli.eval import eval_
 from lcefr.cli.train import train
 from lcefr.cli.bench import bench, jetson_setup
 from lcefr.cli.trt import trt
-from lcefr.cli.face import align, verify, gallery, identify
+from lcefr.cli.face import align, verify, gallery, identify, run
 
 __all__ = ["cli"]
 
@@ -43,3 +43,4 @@ cli.add_command(align)
 cli.add_command(verify)
 cli.add_command(gallery)
 cli.add_command(identify)
+cli.add_command(run)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import click
 
 from lcefr.cli._common import CliError, echo_json, format_table, json_option
 
-__all__ = ["align", "verify", "gallery", "identify", "DEFAULT_THRESHOLD_COS"]
+__all__ = ["align", "verify", "gallery", "identify", "run", "DEFAULT_THRESHOLD_COS"]
 
 #: Cosine threshold used when neither --calibration nor --threshold is given. Uncalibrated: a
 #: common operating point of ArcFace-trained models, but binarized models differ; calibrate with
@@ -336,3 +337,141 @@ def identify(model, image, db, top, calibration, threshold, no_align, as_json):
     rows = [[i + 1, m.name, f"{m.score:.4f}", m.images, m.source] for i, m in enumerate(matches)]
     click.echo(format_table(["rank", "name", "cosine", "images", "closest image"], rows))
     click.echo(f"identity: {best.name if best else 'unknown'} (threshold {thr:.4f}, {thr_source})")
+
+
+# -- run ----------------------------------------------------------------------------------------
+def _open_window(name: str) -> None:
+    import cv2
+
+    if os.name != "nt" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise CliError("--show needs a display (DISPLAY is not set); drop --show, or use --out annotated.mp4")
+    try:
+        cv2.namedWindow(name, cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise CliError("--show needs OpenCV with GUI support, the [gui] extra: `make install-gui` "
+                       "(or pip install 'lcefr[gui]'); headless runs can write --out annotated.mp4") from None
+
+
+@click.command("run")
+@click.argument("model")
+@db_option
+@click.option("--source", required=True, help="Camera index (0, 1, ...) or a video file.")
+@click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs the [gui] extra); q quits.")
+@click.option("--out", "out_video", type=click.Path(dir_okay=False),
+              help="Write the annotated video here (.mp4, .avi, .mkv, .mov); written atomically at the end.")
+@click.option("--all", "all_faces", is_flag=True, help="Identify every face in a frame (default: the largest).")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames (a camera runs until q or Ctrl-C).")
+@click.option("--no-flip", is_flag=True, help="One embedding pass per face instead of the flip-test's two (faster).")
+@_apply(threshold_options)
+@json_option
+def run(model, db, source, show, out_video, all_faces, max_frames, no_flip, calibration, threshold, as_json):
+    """Identify faces in a camera stream or video against a gallery, frame by frame.
+
+    Per frame: MTCNN detection, alignment to the 112x112 template, embedding with MODEL (the
+    gallery's model) and matching against the gallery. Boxes, names with their cosine and a
+    live FPS counter are drawn on the frames (--out, --show). At the end a table gives the
+    milliseconds per frame of each stage: detect, align, embed, match.
+    """
+    import cv2
+    import numpy as np
+
+    from lcefr.embed import load_embedder
+    from lcefr.face.gallery import Gallery, model_identity
+    from lcefr.face.stream import FramePipeline, Matcher, STAGES, VideoOut, annotate, count_names, open_video
+
+    model_id = model_identity(model)
+    with Gallery.open(db) as g:
+        g.check_model(model_id)
+        matcher = Matcher.from_gallery(g)
+    if not matcher.people:
+        raise CliError(f"gallery {db} has nobody enrolled; add people with `lcefr gallery add`")
+    thr, thr_source = _threshold(calibration, threshold)
+    if out_video:
+        ext = os.path.splitext(out_video)[1].lower()
+        if ext not in (".mp4", ".m4v", ".avi", ".mkv", ".mov"):
+            raise CliError(f"--out {out_video}: use a .mp4, .avi, .mkv or .mov file name")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(out_video))):
+            raise CliError(f"--out {out_video}: no such directory")
+    try:
+        capture = open_video(source)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise CliError(str(err)) from None
+    window = "lcefr run"
+    if show:
+        _open_window(window)
+    embedder = load_embedder(model)
+    if embedder.embed(np.zeros((1, 112, 112, 3), np.uint8), flip=False).shape[1] != matcher.dim:
+        raise CliError(f"gallery {db} holds {matcher.dim}-d embeddings, {model} gives a different size")
+    pipeline = FramePipeline(_detector(), lambda faces: embedder.embed(faces, flip=not no_flip), matcher,
+                             threshold=thr, all_faces=all_faces)
+    fps_in = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not source.isdigit() else 0
+    total = min(total, max_frames) if max_frames and total else (max_frames or total)
+    writer, per_frame, fps, frames = None, [], None, 0
+    started = time.perf_counter()
+    bar = click.progressbar(length=total, label="frames", file=click.get_text_stream("stderr")) if total else None
+    interrupted = False
+    try:
+        while max_frames is None or frames < max_frames:
+            tick = time.perf_counter()
+            ok, frame_bgr = capture.read()
+            if not ok:
+                break
+            rows = pipeline.process(np.ascontiguousarray(frame_bgr[:, :, ::-1]))
+            per_frame.append(rows)
+            frames += 1
+            spent = time.perf_counter() - tick
+            fps = 1.0 / spent if fps is None else 0.9 * fps + 0.1 / spent
+            if out_video or show:
+                shown = annotate(frame_bgr, rows, fps=fps)
+                if out_video:
+                    if writer is None:
+                        writer = VideoOut(out_video, fps=fps_in if fps_in > 0 else 10.0,
+                                          size=(shown.shape[1], shown.shape[0]))
+                    writer.write(shown)
+                if show:
+                    cv2.imshow(window, shown)
+                    if cv2.waitKey(1) & 0xFF == ord("q"):
+                        break
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:
+        if writer is not None:
+            writer.close(keep=False)
+        raise
+    finally:
+        capture.release()
+        if bar is not None:
+            bar.render_finish()
+        if show:
+            cv2.destroyAllWindows()
+    elapsed = time.perf_counter() - started
+    if writer is not None:
+        writer.close()
+    if frames == 0:
+        raise CliError(f"no frame could be read from {source}")
+    summary = pipeline.times.summary()
+    names = count_names(per_frame)
+    report = {"model": model, "db": db, "source": source, "frames": frames, "interrupted": interrupted,
+              "wall_s": elapsed, "fps": frames / elapsed if elapsed > 0 else None,
+              "faces": sum(len(r) for r in per_frame), "frames_without_face": sum(1 for r in per_frame if not r),
+              "frames_with_several_faces": pipeline.frames_with_several, "all_faces": all_faces,
+              "threshold_cos": thr, "threshold_from": thr_source, "flip": not no_flip,
+              "names": {("unknown" if k is None else k): v for k, v in sorted(names.items(), key=lambda kv: -kv[1])},
+              "stages_ms": summary, "out": out_video if writer is not None else None,
+              "per_frame": [[r.name for r in rows] for rows in per_frame]}
+    if as_json:
+        echo_json(report)
+        return
+    rows = [[stage, f"{summary[stage]['mean_ms']:.1f}", f"{summary[stage]['median_ms']:.1f}",
+             f"{summary[stage]['p90_ms']:.1f}", f"{summary[stage]['max_ms']:.1f}"] for stage in STAGES + ("total",)]
+    click.echo(format_table(["stage", "mean ms", "median ms", "p90 ms", "max ms"], rows))
+    click.echo(f"{frames} frames in {elapsed:.1f} s ({report['fps']:.2f} FPS end to end), {report['faces']} faces, "
+               f"{report['frames_without_face']} frames without a face")
+    if pipeline.frames_with_several and not all_faces:
+        click.echo(f"note: {pipeline.frames_with_several} frames had several faces; the largest was identified (--all for every face)")
+    click.echo("names: " + ", ".join(f"{k} x{v}" for k, v in report["names"].items()))
+    if writer is not None:
+        click.echo(f"annotated video: {out_video} ({writer.frames} frames)")
