@@ -15,6 +15,7 @@ from lcefr.cli.train import train
 from lcefr.cli.bench import bench, jetson_setup
 from lcefr.cli.trt import trt
 from lcefr.cli.face import align, verify, gallery, identify, run
+from lcefr.cli.personal import personal
 
 __all__ = ["cli"]
 
@@ -44,3 +45,4 @@ cli.add_command(verify)
 cli.add_command(gallery)
 cli.add_command(identify)
 cli.add_command(run)
+cli.add_command(personal)

@@ -1,0 +1,136 @@
+"""Enrollment (face images -> a standalone personal ``.tflite``) and verification with it.
+
+Images that already are 112x112x3 are taken as aligned faces; others are detected with MTCNN and aligned
+by :mod:`lcefr.face` (largest face). Several enrollment images are averaged in embedding space (seed 003,
+section VI), and the averaged, re-normalised embedding is given to ``h_gen``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["read_faces", "enroll", "Enrollment", "export_tflite", "TFLiteVerifier", "DEFAULT_THRESHOLD"]
+
+#: Decision threshold on the verifier's probability.
+DEFAULT_THRESHOLD = 0.5
+
+
+def read_faces(paths: Sequence[str], *, detector=None) -> List[np.ndarray]:
+    """Aligned 112x112 RGB faces, one per path (the largest face of each photograph).
+
+    ``detector`` (an :class:`lcefr.face.Detector`) is created on first need when not given.
+
+    Raises:
+        FileNotFoundError: a missing file. ValueError: an unreadable image or one without a face.
+        lcefr.face.DetectorUnavailableError: a photograph needs detection but MTCNN is not installed.
+    """
+    from lcefr.face.align import align_face, is_aligned_face, read_image
+
+    faces = []
+    for path in paths:
+        image = read_image(path)
+        if is_aligned_face(image):
+            faces.append(image)
+            continue
+        if detector is None:
+            from lcefr.face.detect import MTCNNDetector
+
+            detector = MTCNNDetector()
+        found = detector.detect(image)
+        if not found:
+            raise ValueError(f"no face found in {path}")
+        faces.append(align_face(image, found[0].landmarks))
+    return faces
+
+
+@dataclass
+class Enrollment:
+    theta: np.ndarray
+    model: object  # the Keras f
+    params: int
+    macs: int
+
+
+def enroll(hypernet, faces: Sequence[np.ndarray], *, name: str = "personal_verifier") -> Enrollment:
+    """Generate ``f`` for the person in ``faces`` (aligned uint8 faces, embeddings averaged)."""
+    from lcefr.eval.verification import l2_normalize
+    from lcefr.personal.verifier import build_verifier, count_macs, count_params
+
+    if not len(faces):
+        raise ValueError("enrollment needs at least one face")
+    emb = l2_normalize(hypernet.embedder().raw(np.stack(faces)))
+    mean = l2_normalize(emb.mean(0, keepdims=True))
+    theta = hypernet.generate(mean)[0]
+    model = build_verifier(theta, hypernet.spec, name=_keras_name(name))
+    return Enrollment(theta=theta, model=model, params=count_params(hypernet.spec), macs=count_macs(hypernet.spec))
+
+
+def _keras_name(name: str) -> str:
+    clean = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    return f"verifier_{clean}" if clean else "personal_verifier"
+
+
+def calibration_faces(faces: Sequence[np.ndarray], *, count: int = 64, seed: int = 0) -> np.ndarray:
+    """Preprocessed faces for int8 calibration: the enrollment faces, their mirrors and generated faces."""
+    from lcefr.data.synth import synth_faces
+    from lcefr.preprocess import preprocess
+
+    own = np.stack(faces)
+    return preprocess(np.concatenate([own, own[:, :, ::-1], synth_faces(count, seed=seed)]))
+
+
+def export_tflite(model, *, int8: bool = False, representative: Optional[np.ndarray] = None) -> bytes:
+    """``f`` as a ``.tflite`` flatbuffer: float, or int8 weights and activations with float input and output."""
+    from lcefr.convert.tflite import convert_float, convert_int8
+
+    if not int8:
+        return convert_float(model)
+    if representative is None:
+        raise ValueError("int8 export needs representative faces")
+    return convert_int8(model, representative)
+
+
+class TFLiteVerifier:
+    """A personal ``.tflite``: ``score(faces)`` gives the probability per aligned uint8 face."""
+
+    def __init__(self, path_or_bytes, *, threads: int = 1):
+        import tensorflow as tf
+
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            buffer = bytes(path_or_bytes)
+        else:
+            import os
+
+            if not os.path.isfile(path_or_bytes):
+                raise FileNotFoundError(f"no such model file: {path_or_bytes}")
+            with open(path_or_bytes, "rb") as f:
+                buffer = f.read()
+        if buffer[4:8] != b"TFL3":
+            raise ValueError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'buffer'} is not a TFLite flatbuffer")
+        self.size = len(buffer)
+        self.interpreter = tf.lite.Interpreter(model_content=buffer, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        inp = self.interpreter.get_input_details()[0]
+        if tuple(inp["shape"][1:]) != (112, 112, 3):
+            raise ValueError(f"Expected a verifier taking 112x112x3 faces, got input shape {tuple(inp['shape'])}")
+        self._in = inp["index"]
+        self._out = self.interpreter.get_output_details()[0]["index"]
+
+    def score_preprocessed(self, x: np.ndarray) -> np.ndarray:
+        out = []
+        for row in np.asarray(x, np.float32):
+            self.interpreter.set_tensor(self._in, row[None])
+            self.interpreter.invoke()
+            out.append(float(np.asarray(self.interpreter.get_tensor(self._out)).reshape(-1)[0]))
+        return np.asarray(out)
+
+    def score(self, faces) -> np.ndarray:
+        from lcefr.preprocess import preprocess
+
+        return self.score_preprocessed(preprocess(faces))
+
+
+def summary(enrollment: Enrollment, *, size: int) -> Dict:
+    return {"params": enrollment.params, "macs": enrollment.macs, "bytes": int(size)}
