@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Two workers: conversions are mostly single-threaded, the machines have two cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install install-gui test test-fast demo demo-zoo study-train study-personal models jetson-bench jetson-setup lint clean
+.PHONY: help install install-gui test test-fast demo demo-zoo study-train study-personal study-quantize models jetson-bench jetson-setup lint clean
 
 help:
 	@echo "make install      create $(VENV) with the pinned stack and dev extras"
@@ -18,6 +18,7 @@ help:
 	@echo "make demo-zoo     the same for every registry model"
 	@echo "make study-train  held-out accuracy of ir18 and a binary model before/after short training"
 	@echo "make study-personal  hypernetwork personal verifiers vs f trained directly (3 seeds, held-out identities)"
+	@echo "make study-quantize  Ef-QuantFace QAT of ir18: w8a8/w6a6/w4a4 x 25/50/75/100% of the data"
 	@echo "make models       LCE, float and int8 .tflite files of the demo set in build/models/"
 	@echo "make jetson-bench JETSON=\"user@host ...\" [JETSON_PORT=22] [JETSON_KEY=path] [JETSON_PYTHON=python3]"
 	@echo "                  [MODELS=\"a.tflite ...\"] [CORE=3] [LCE_BENCHMARK=path]: FPS reports per board in reports/"
@@ -55,6 +56,9 @@ study-train: install
 
 study-personal: install
 	$(BIN)/python scripts/study_personal.py $(STUDY_ARGS)
+
+study-quantize: install
+	$(BIN)/python scripts/study_quantize.py $(STUDY_ARGS)
 
 # --- on-device benchmarking -------------------------------------------------------------------
 MODEL_SET     ?= quicknet_small quicknet binary_densenet28 binaryfacenet binaryfacenet_lce

@@ -127,8 +127,10 @@ class AdaBinConv2D(lq.layers.QuantConv2D):
         return {**config, "k": self.kernel_quantizer.k, "t": self.kernel_quantizer.t}
 
 
-CUSTOM_OBJECTS = {
-    "Maxout": Maxout,
-    "AdaBinConv2D": AdaBinConv2D,
-    "AdaBinWeight": AdaBinWeight,
-}
+def _custom_objects():
+    from lcefr.quantize.fakequant import QUANT_OBJECTS  # fake-quantized layers of `lcefr quantize` outputs
+
+    return {"Maxout": Maxout, "AdaBinConv2D": AdaBinConv2D, "AdaBinWeight": AdaBinWeight, **QUANT_OBJECTS}
+
+
+CUSTOM_OBJECTS = _custom_objects()

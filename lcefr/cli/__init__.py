@@ -12,6 +12,7 @@ from lcefr.cli.convert import convert, inspect
 from lcefr.cli.data import data
 from lcefr.cli.eval import eval_
 from lcefr.cli.train import train
+from lcefr.cli.quantize import quantize
 from lcefr.cli.bench import bench, jetson_setup
 from lcefr.cli.trt import trt
 from lcefr.cli.face import align, verify, gallery, identify, run
@@ -37,6 +38,7 @@ cli.add_command(inspect)
 cli.add_command(data)
 cli.add_command(eval_)
 cli.add_command(train)
+cli.add_command(quantize)
 cli.add_command(bench)
 cli.add_command(jetson_setup)
 cli.add_command(trt)
