@@ -125,8 +125,9 @@ def _export(student, teacher, faces, vs, flip, export_int8, verification_accurac
     os.makedirs(out, exist_ok=True)
     int8_path = os.path.join(out, "ir18-w8a8.int8.tflite")
     float_path = os.path.join(out, "ir18-teacher.float.tflite")
+    buffer, _ = export_int8(student, teacher, faces, bits=8)
     with open(int8_path, "wb") as f:
-        f.write(export_int8(student, teacher, faces))
+        f.write(buffer)
     with open(float_path, "wb") as f:
         f.write(convert_float(teacher))
     acc = verification_accuracy(load_embedder(int8_path, threads=2).run, vs, flip=flip)

@@ -31,7 +31,7 @@ def _pct(v):
 @click.option("--no-flip", is_flag=True, help="Evaluate without the flip-test (half the time).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder: quantized.keras, report.json, model.int8.tflite (8 bits).")
+              help="Output folder: quantized.keras, report.json, model.int8.tflite + model.int8.json.")
 @json_option
 def quantize(teacher, bits, data, images, epochs, loss, batch_size, lr, calibration_images, val_bin, no_flip, seed,
              out_dir, as_json):
@@ -43,8 +43,10 @@ def quantize(teacher, bits, data, images, epochs, loss, batch_size, lr, calibrat
     and is trained to match the frozen teacher (EKD by default) on a small image set.
     Writes OUT/quantized.keras (the fake-quantized Keras model, layers in lcefr.quantize),
     OUT/report.json (sizes, accuracy of teacher and student on every --val-bin, gap), and for
-    8 bits OUT/model.int8.tflite (learned kernels folded into the float graph, TFLite int8).
-    6 and 4 bits report simulated accuracy and the packed size bits x params / 8.
+    OUT/model.int8.tflite (learned kernels folded into the float graph, TFLite int8, checked
+    against it like `lcefr convert`) with its sidecar OUT/model.int8.json. For 6 and 4 bits that
+    file is an int8 container of the coarser grid, its precision in the TFLite metadata
+    `lcefr.bits`; the report gives the simulated accuracy and the packed size bits x params / 8.
     """
     from lcefr.quantize.fakequant import SUPPORTED_BITS
 
@@ -103,12 +105,20 @@ def quantize(teacher, bits, data, images, epochs, loss, batch_size, lr, calibrat
         row["gap"] = row["teacher"] - row["quantized"]
         accuracy[name] = row
 
-    tflite_bytes = None
+    from lcefr.convert.api import ConversionCheckError
+
+    n = min(calibration_images, len(quant_data.images))
+    with click.progressbar(length=1, label="int8 .tflite export", file=stderr) as bar:
+        try:
+            tflite_bytes, conversion = export_int8(student, float_model, quant_data.images[:n], bits=bits)
+        except ConversionCheckError as err:
+            raise CliError(f"int8 export failed its check, nothing written: {err}") from None
+        bar.update(1)
+    sidecar = {"file": "model.int8.tflite", "bits": bits, "container": "int8",
+               "simulated_accuracy": {k: v["quantized"] for k, v in accuracy.items()},
+               "conversion": {"parity": conversion.parity, "parity_min": conversion.parity_min,
+                              "ops": (conversion.ops or {}).get("ops")}}
     if bits == 8:
-        n = min(calibration_images, len(quant_data.images))
-        with click.progressbar(length=1, label="int8 .tflite export", file=stderr) as bar:
-            tflite_bytes = export_int8(student, float_model, quant_data.images[:n])
-            bar.update(1)
         if sets:
             import tempfile
 
@@ -142,18 +152,20 @@ def quantize(teacher, bits, data, images, epochs, loss, batch_size, lr, calibrat
         "seed": seed,
         "flip_test": not no_flip,
         **packed_size(student, bits),
-        "tflite_int8_bytes": len(tflite_bytes) if tflite_bytes is not None else None,
+        "tflite_int8_bytes": len(tflite_bytes),
+        "tflite_int8_parity": conversion.parity,
         "accuracy": accuracy,
         "history": result.history,
         "seconds": result.seconds,
     }
-    _write_outputs(out_dir, student, report, tflite_bytes)
+    _write_outputs(out_dir, student, report, tflite_bytes, sidecar)
     if as_json:
         echo_json({**report, "out": out_dir})
         return
     click.echo(f"w{bits}a{bits}: {report['params']:,} params, {report['size_bytes_float'] / 1e6:.2f} MB float -> "
                f"{report['size_bytes_quantized'] / 1e6:.2f} MB packed"
-               + (f", int8 .tflite {len(tflite_bytes) / 1e6:.2f} MB" if tflite_bytes is not None else ""))
+               + f", int8 .tflite {len(tflite_bytes) / 1e6:.2f} MB"
+               + ("" if bits == 8 else f" (container of the w{bits} grid, metadata lcefr.bits)"))
     if accuracy:
         rows = [[n, _pct(r["teacher"]), _pct(r["quantized"]), _pct(r.get("int8_tflite")), f"{100 * r['gap']:+.2f}"]
                 for n, r in accuracy.items()]
@@ -161,7 +173,7 @@ def quantize(teacher, bits, data, images, epochs, loss, batch_size, lr, calibrat
     click.echo(f"-> {out_dir}")
 
 
-def _write_outputs(out_dir, student, report, tflite_bytes):
+def _write_outputs(out_dir, student, report, tflite_bytes, sidecar):
     """Everything into a fresh temporary sibling folder first, then moved in: no half-written run."""
     import warnings
 
@@ -173,13 +185,14 @@ def _write_outputs(out_dir, student, report, tflite_bytes):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             student.save(os.path.join(staging, "quantized.keras"))
-        if tflite_bytes is not None:
-            with open(os.path.join(staging, "model.int8.tflite"), "wb") as f:
-                f.write(tflite_bytes)
+        with open(os.path.join(staging, "model.int8.tflite"), "wb") as f:
+            f.write(tflite_bytes)
+        with open(os.path.join(staging, "model.int8.json"), "w") as f:
+            f.write(json.dumps(sidecar, indent=2) + "\n")
         with open(os.path.join(staging, "report.json"), "w") as f:
             f.write(json.dumps(report, indent=2) + "\n")
         os.makedirs(out_dir, exist_ok=True)
-        names = ["quantized.keras", "model.int8.tflite", "report.json"]
+        names = ["quantized.keras", "model.int8.tflite", "model.int8.json", "report.json"]
         for name in names:
             target = os.path.join(out_dir, name)
             if os.path.exists(os.path.join(staging, name)):

@@ -7,7 +7,7 @@ import logging
 import os
 import warnings
 
-__all__ = ["convert_lce", "convert_float", "convert_int8"]
+__all__ = ["convert_lce", "convert_float", "convert_int8", "add_metadata", "read_metadata"]
 
 
 @contextlib.contextmanager
@@ -64,3 +64,39 @@ def convert_int8(model, representative) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = dataset
         return converter.convert()
+
+
+def add_metadata(buffer: bytes, name: str, data: bytes) -> bytes:
+    """``buffer`` with one more entry in the flatbuffer's ``metadata`` table (``name`` -> ``data``).
+
+    TFLite keeps named metadata (the converter's own ``min_runtime_version``, for instance) as a
+    name plus the index of a buffer; interpreters ignore names they do not know. An existing entry
+    of the same name is replaced.
+    """
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(buffer), 0))
+    entry = schema.BufferT()
+    entry.data = list(data)
+    model.buffers.append(entry)
+    meta = schema.MetadataT()
+    meta.name = name.encode()
+    meta.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name.decode() != name] + [meta]
+    builder = flatbuffers.Builder(len(buffer) + len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_metadata(buffer: bytes) -> dict:
+    """The flatbuffer's named metadata: ``{name: bytes}``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(bytearray(buffer), 0)
+    out = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        out[entry.Name().decode()] = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes() \
+            if model.Buffers(entry.Buffer()).DataLength() else b""
+    return out

@@ -195,3 +195,22 @@ def test_sign_margin_repair_moves_offsets():
     first.beta.assign(beta)
     assert keep_signs_off_thresholds(model, np.random.default_rng(0)) >= 1
     assert first.beta.numpy()[0] != beta[0]
+
+
+def test_tflite_metadata_round_trip_keeps_the_model_runnable():
+    import numpy as np
+
+    from lcefr.convert.tflite import add_metadata, convert_float, read_metadata
+
+    model = tf.keras.Sequential([tf.keras.layers.Input((4,)), tf.keras.layers.Dense(3)])
+    buffer = add_metadata(convert_float(model), "lcefr.bits", b'{"bits": 6}')
+    buffer = add_metadata(buffer, "lcefr.bits", b'{"bits": 4}')
+    meta = read_metadata(buffer)
+    assert meta["lcefr.bits"] == b'{"bits": 4}' and "min_runtime_version" in meta
+    interpreter = tf.lite.Interpreter(model_content=buffer)
+    interpreter.allocate_tensors()
+    x = np.linspace(-1, 1, 4, dtype=np.float32)[None]
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), model(x).numpy(),
+                               rtol=1e-5, atol=1e-6)

@@ -104,7 +104,7 @@ def test_happy_path_8bit_exports_int8_tflite(tmp_path, tiny_bin, face_folder):
                  "--batch-size", "8", "--calibration-images", "16", "--val-bin", tiny_bin, "--no-flip",
                  "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
-    assert sorted(os.listdir(out)) == ["model.int8.tflite", "quantized.keras", "report.json"]
+    assert sorted(os.listdir(out)) == ["model.int8.json", "model.int8.tflite", "quantized.keras", "report.json"]
     report = json.loads((out / "report.json").read_text())
     assert report["bits"] == 8 and report["images"] == 16 and report["labelled"]
     assert report["size_bytes_quantized"] * 4 == report["size_bytes_float"]
@@ -123,14 +123,20 @@ def test_happy_path_8bit_exports_int8_tflite(tmp_path, tiny_bin, face_folder):
 
 
 @pytest.mark.slow
-def test_happy_path_4bit_mse_no_tflite(tmp_path, face_folder):
+def test_happy_path_4bit_mse_int8_container(tmp_path, face_folder):
+    from lcefr.convert.tflite import read_metadata
+
     out = tmp_path / "run"
     out.mkdir()
     (out / "model.int8.tflite").write_bytes(b"stale")
     result = run("quantize", "--teacher", "test_iresnet", "--bits", "4", "--data", face_folder, "--images", "8",
                  "--batch-size", "4", "--loss", "mse", "--calibration-images", "8", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert sorted(os.listdir(out)) == ["quantized.keras", "report.json"]
+    assert sorted(os.listdir(out)) == ["model.int8.json", "model.int8.tflite", "quantized.keras", "report.json"]
     report = json.loads((out / "report.json").read_text())
     assert report["bits"] == 4 and report["size_bytes_quantized"] * 8 == report["size_bytes_float"]
-    assert report["accuracy"] == {} and report["tflite_int8_bytes"] is None
+    assert report["accuracy"] == {} and report["tflite_int8_bytes"] == os.path.getsize(out / "model.int8.tflite")
+    meta = json.loads(read_metadata((out / "model.int8.tflite").read_bytes())["lcefr.bits"])
+    assert meta["bits"] == 4 and meta["container"] == "int8"
+    sidecar = json.loads((out / "model.int8.json").read_text())
+    assert sidecar["bits"] == 4 and sidecar["conversion"]["parity"]["cosine_mean"] >= 0.98
