@@ -110,13 +110,20 @@ class TFLiteVerifier:
         if buffer[4:8] != b"TFL3":
             raise ValueError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'buffer'} is not a TFLite flatbuffer")
         self.size = len(buffer)
-        self.interpreter = tf.lite.Interpreter(model_content=buffer, num_threads=threads)
-        self.interpreter.allocate_tensors()
+        name = path_or_bytes if isinstance(path_or_bytes, str) else "buffer"
+        try:
+            self.interpreter = tf.lite.Interpreter(model_content=buffer, num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{name} is not a personal verifier from `lcefr personal enroll` ({first})") from None
         inp = self.interpreter.get_input_details()[0]
-        if tuple(inp["shape"][1:]) != (112, 112, 3):
-            raise ValueError(f"Expected a verifier taking 112x112x3 faces, got input shape {tuple(inp['shape'])}")
+        out = self.interpreter.get_output_details()[0]
+        if tuple(inp["shape"][1:]) != (112, 112, 3) or int(np.prod(out["shape"][1:])) != 1:
+            raise ValueError(f"{name} is not a personal verifier: expected 112x112x3 faces in and one score out, "
+                             f"got {tuple(inp['shape'])} -> {tuple(out['shape'])}")
         self._in = inp["index"]
-        self._out = self.interpreter.get_output_details()[0]["index"]
+        self._out = out["index"]
 
     def score_preprocessed(self, x: np.ndarray) -> np.ndarray:
         out = []

@@ -112,3 +112,17 @@ def test_eval_on_a_bin(tmp_path, hypernet_dir):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)["hypernet"]
     assert res["pairs"] == 20 and 0 <= res["accuracy"] <= 1
+
+
+def test_verify_rejects_a_tflite_that_is_not_a_personal_verifier(tmp_path, faces):
+    import tensorflow as tf
+
+    from lcefr.convert.tflite import convert_float
+
+    embedding = tf.keras.Sequential([tf.keras.layers.Input((112, 112, 3)), tf.keras.layers.GlobalAveragePooling2D(),
+                                     tf.keras.layers.Dense(8)])
+    path = tmp_path / "embedding.tflite"
+    path.write_bytes(convert_float(embedding))
+    assert "not a personal verifier" in _one_error(run("personal", "verify", path, faces[0]))
+    (tmp_path / "junk.tflite").write_bytes(b"\0\0\0\0TFL3" + b"\0" * 64)
+    assert "not a personal verifier" in _one_error(run("personal", "verify", tmp_path / "junk.tflite", faces[0]))
