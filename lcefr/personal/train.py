@@ -19,6 +19,8 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from lcefr.fileio import write_atomic
+from lcefr.preprocess import preprocess
+from lcefr.train.fit import read_history
 from lcefr.personal.hypernet import META_FILE, WEIGHTS_FILE, build_hgen, read_meta
 from lcefr.personal.sampling import IdentitySampler, alpha_norm_at, batch_identities_at, kmeans
 from lcefr.personal.verifier import VerifierSpec, count_macs, count_params, score_logits
@@ -159,16 +161,8 @@ def prepare_data(data: str, backbone: str, *, config: PersonalConfig, progress=N
                         source=data)
 
 
-def read_history(out_dir: str) -> Optional[Dict]:
-    path = os.path.join(out_dir, "history.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def _preprocess(images: np.ndarray, rng: Optional[np.random.Generator]) -> np.ndarray:
-    x = (images.astype(np.float32) - 127.5) / 127.5
+    x = preprocess(images)
     if rng is not None:
         flip = rng.random(len(x)) < 0.5
         x[flip] = x[flip, :, ::-1]

@@ -17,6 +17,8 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from lcefr.preprocess import preprocess
+
 __all__ = ["LOSSES", "QuantData", "QATResult", "load_teacher", "load_quant_data", "quantization_aware_training",
            "packed_size", "verification_accuracy", "export_int8"]
 
@@ -145,10 +147,6 @@ def _pair_order(labels, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([pairs[i] for i in rng.permutation(len(pairs))])
 
 
-def _preprocess(images):
-    return (np.asarray(images, np.float32) - 127.5) / 127.5
-
-
 def quantization_aware_training(
     teacher,
     data: QuantData,
@@ -200,12 +198,12 @@ def quantization_aware_training(
     student = quantize_model(teacher, bits=bits)
     n = len(data.images)
     cal = data.images[rng.permutation(n)[:max(1, min(calibration_images, n))]]
-    cal_batches = calibrate(student, (_preprocess(cal[i:i + 32]) for i in range(0, len(cal), 32)))
+    cal_batches = calibrate(student, (preprocess(cal[i:i + 32]) for i in range(0, len(cal), 32)))
     say(f"calibrated {len(student.layers)} layers' activation ranges on {len(cal)} images")
 
     centres = None
     if loss == "ekd+ce":
-        emb = np.concatenate([teacher(_preprocess(data.images[i:i + 32]), training=False).numpy()
+        emb = np.concatenate([teacher(preprocess(data.images[i:i + 32]), training=False).numpy()
                               for i in range(0, n, 32)])
         emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12
         classes = int(data.labels.max()) + 1
@@ -319,7 +317,7 @@ def export_int8(student, teacher, representative, *, bits: int = 8):
     float_model = tf.keras.models.clone_model(teacher)
     fold_quantized_weights(student, float_model)
     buffer, result = convert(float_model, target="tflite-int8", name=f"{teacher.name}-w{bits}a{bits}",
-                             calibration=_preprocess(representative), trained=True)
+                             calibration=preprocess(representative), trained=True)
     meta = {"bits": int(bits), "weights": f"per-channel symmetric, {2 ** bits - 1} levels",
             "activations": f"{2 ** bits} levels, calibrated then frozen", "container": "int8"}
     return add_metadata(buffer, "lcefr.bits", json.dumps(meta).encode()), result
