@@ -5,34 +5,16 @@ import os
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from lcefr.cli import cli
+from cli_helpers import json_output as _json, one_error as _one_error, run, write_rgb as _write
 from lcefr.data.synth import synth_faces
 
 TINY = "test_quicknet"  # registry model, random init: enough to exercise the plumbing
 TRAINED = os.path.join(os.path.dirname(__file__), "..", "..", "models", "trained", "quicknet_small-synth.tflite")
 
 
-def run(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
 
 
-def _write(path, rgb):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
-    return path
-
-
-def _json(output):
-    return json.loads(output[output.index("{"):])
-
-
-def _one_error(result):
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,32 +1,18 @@
 """``lcefr run`` and :mod:`lcefr.face.stream`: frame pipeline, timing table, annotated video, bad input."""
-import json
 import os
 
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from lcefr.cli import cli
+from cli_helpers import json_output as _json, one_error as _one_error, run
 from lcefr.face.stream import STAGES, FramePipeline, Matcher, StageTimes, open_video, synthetic_video
 
 TRAINED = os.path.join(os.path.dirname(__file__), "..", "..", "models", "trained", "quicknet_small-synth.tflite")
 TINY = "test_quicknet"
 
 
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
-
-def _json(output):
-    return json.loads(output[output.index("{"):])
-
-
-def _one_error(result):
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 # ---- pure parts -------------------------------------------------------------------------------

@@ -2,29 +2,14 @@
 import json
 import os
 
-import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from lcefr.cli import cli
+from cli_helpers import one_error as _one_error, run, write_rgb as _write
 from lcefr.data.synth import synth_faces
 
 
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
-
-def _one_error(result):
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
-def _write(path, rgb):
-    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
-    return path
 
 
 @pytest.fixture(scope="module")
