@@ -102,27 +102,41 @@ def main():
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--distill", action="store_true", help="also train the binary model from the trained ir18")
     ap.add_argument("--distill-loss", choices=("ekd", "mse"), default="ekd")
+    ap.add_argument("--teacher", default=None,
+                    help="teacher backbone for --distill (default: this study's ir18 run, build/study-train/ir18-seed0)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="fixed steps for every binary-model run instead of the wall-time budget (same data for every seed)")
+    ap.add_argument("--skip-float", action="store_true", help="do not train/evaluate the float model (distillation study)")
     args = ap.parse_args()
     os.makedirs(BUILD, exist_ok=True)
     bin_path = heldout(args.pairs)
     budget = 60 * args.budget_min
     common = dict(budget_s=budget, epochs=args.epochs, batch=args.batch, bin_path=bin_path)
-    records = [run(args.float_model, 0, **common, extra=(), tag="")]
+    records = [] if args.skip_float else [run(args.float_model, 0, **common, extra=(), tag="")]
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    records += [run(args.binary_model, s, **common) for s in seeds]
+    fixed = f"-s{args.steps}" if args.steps else ""
+    records += [run(args.binary_model, s, **common, tag=fixed, steps=args.steps) for s in seeds]
     if args.distill:
-        teacher = os.path.join(BUILD, "study-train", f"{args.float_model}-seed0", "backbone.keras")
-        plain = {r["seed"]: r for r in records if r["model"] == args.binary_model}
+        teacher = args.teacher or os.path.join(BUILD, "study-train", f"{args.float_model}-seed0", "backbone.keras")
+        if not os.path.exists(teacher):
+            raise SystemExit(f"error: no teacher at {teacher}; train it first (see the README, Training)")
+        plain = {r["seed"]: r for r in records if r["model"] == args.binary_model + fixed}
         for s in seeds:
             # the same number of steps as the run without a teacher: the teacher's forward pass
             # makes a step slower, and a wall-time budget would compare different amounts of data
             r = run(args.binary_model, s, **common, extra=("--teacher", teacher, "--distill", args.distill_loss),
-                    tag=f"+{args.distill_loss}", steps=plain[s]["steps"])
+                    tag=f"{fixed}+{args.distill_loss}", steps=plain[s]["steps"])
             records.append(r)
     lines = ["| model | seed | held-out acc. untrained | after training | train wall s | steps x batch |", "|---|---|---|---|---|---|"]
     for r in records:
         before = f"{100 * r['before']:.2f}" if r["before"] is not None else "-"
         lines.append(f"| {r['model']} | {r['seed']} | {before} | {100 * r['after']:.2f} | {r['train_s']} | {r['steps']} x {r['batch']} |")
+    by_model = {}
+    for r in records:
+        by_model.setdefault(r["model"], []).append(100 * r["after"])
+    if any(len(v) > 1 for v in by_model.values()):
+        lines += ["", "| model | seeds | mean held-out acc. after training |", "|---|---|---|"]
+        lines += [f"| {m} | {len(v)} | {sum(v) / len(v):.2f} |" for m, v in by_model.items()]
     table = "\n".join(lines)
     print(table)
     with open(os.path.join(BUILD, "study-train.md"), "w") as f:

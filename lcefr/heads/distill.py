@@ -95,6 +95,9 @@ class EKDLoss(tf.keras.layers.Layer):
         top_k: number of hardest student negatives in ``L_neg`` (TFace 2000).
         pos_weight: weight of ``L_pos`` (TFace 0.02).
         neg_weight: weight of ``L_neg`` (TFace 0.01).
+        warm_start: take the first batch's thresholds as they are (weight 1) instead of averaging
+            them into zeros. TFace starts from 0 and needs about ``1 / momentum`` steps before the
+            thresholds mean anything; a short fine-tuning (:mod:`lcefr.quantize`) has fewer steps than that.
 
     Call args:
         student: (B, D) student embeddings.
@@ -115,6 +118,7 @@ class EKDLoss(tf.keras.layers.Layer):
         top_k: int = 2000,
         pos_weight: float = 0.02,
         neg_weight: float = 0.01,
+        warm_start: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -134,6 +138,7 @@ class EKDLoss(tf.keras.layers.Layer):
         self.top_k = top_k
         self.pos_weight = float(pos_weight)
         self.neg_weight = float(neg_weight)
+        self.warm_start = bool(warm_start)
 
     def build(self, input_shape):
         for name in ("student_thresholds", "teacher_thresholds"):
@@ -149,12 +154,18 @@ class EKDLoss(tf.keras.layers.Layer):
                     aggregation=tf.VariableAggregation.MEAN,
                 ),
             )
+        self.threshold_updates = self.add_weight(
+            name="threshold_updates", shape=(), initializer="zeros", trainable=False,
+            synchronization=tf.VariableSynchronization.ON_READ, aggregation=tf.VariableAggregation.MEAN)
         super().build(input_shape)
 
     def _update(self, variable, sorted_neg, count):
         idx = tf.math.floordiv(count, tf.constant(self.anchors, tf.int32))
         picked = tf.gather(tf.concat([sorted_neg, tf.zeros([1], sorted_neg.dtype)], 0), idx)
-        value = self.momentum * picked + (1.0 - self.momentum) * variable
+        momentum = tf.constant(self.momentum, tf.float32)
+        if self.warm_start:
+            momentum = tf.where(self.threshold_updates > 0, momentum, 1.0)
+        value = momentum * picked + (1.0 - momentum) * variable
         value = tf.where(count > 0, value, tf.identity(variable))
         variable.assign(value)
         return value
@@ -182,10 +193,13 @@ class EKDLoss(tf.keras.layers.Layer):
         def updated():
             sorted_s = tf.stop_gradient(tf.gather(s_neg, order))
             sorted_t = tf.sort(t_neg, direction="DESCENDING")
-            return (
+            tau = (
                 self._update(self.student_thresholds, sorted_s, count),
                 self._update(self.teacher_thresholds, sorted_t, count),
             )
+            with tf.control_dependencies(tau):
+                self.threshold_updates.assign_add(tf.cast(count > 0, tf.float32))
+            return tuple(tf.identity(t) for t in tau)
 
         def stored():
             return tf.identity(self.student_thresholds), tf.identity(self.teacher_thresholds)
@@ -212,4 +226,5 @@ class EKDLoss(tf.keras.layers.Layer):
             "top_k": self.top_k,
             "pos_weight": self.pos_weight,
             "neg_weight": self.neg_weight,
+            "warm_start": self.warm_start,
         }

@@ -216,7 +216,7 @@ def quantization_aware_training(
     total = max(1, epochs * steps_per_epoch)
     schedule = tf.keras.optimizers.schedules.CosineDecay(lr, total)
     optimizer = tf.keras.optimizers.SGD(schedule, momentum=0.9)
-    ekd = EKDLoss(top_k=2000)
+    ekd = EKDLoss(top_k=2000, warm_start=True)  # few steps: thresholds from the first batch, not from 0
     variables = student.trainable_variables
 
     @tf.function(reduce_retracing=True)

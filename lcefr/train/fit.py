@@ -289,7 +289,7 @@ def build(config: TrainConfig, plan: TrainingPlan, *, total_steps: int):
                                      f"student {embedding_size} (ekd compares similarities and works across sizes)")
                 distill = lambda student, target, labels: embedding_mse(student, target)  # noqa: E731
             else:
-                ekd = EKDLoss()
+                ekd = EKDLoss(warm_start=True)  # short runs: thresholds from the first batch, not from 0
                 distill = lambda student, target, labels: ekd(student, target, labels, training=True)  # noqa: E731
         if config.init_from:
             copied, total = copy_matching_weights(_load_keras(config.init_from, "--init-from"), backbone)

@@ -76,6 +76,29 @@ def test_ekd_threshold_ema_by_hand_two_identities():
 
 
 @pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+def test_ekd_warm_start_takes_the_first_batch_then_averages(graph):
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    student, teacher = _batch(0, labels)
+    other_s, other_t = _batch(1, labels)
+    ekd = EKDLoss(warm_start=True)
+    ekd.build(None)
+    call = tf.function(ekd.call) if graph else ekd
+    s, t = _unit(student), _unit(teacher)
+    neg = [(i, j) for i in range(6) for j in range(i + 1, 6) if labels[i] != labels[j]]
+    hardest_s = max(s[i] @ s[j] for i, j in neg)
+    hardest_t = max(t[i] @ t[j] for i, j in neg)
+    call(student, teacher, labels)
+    np.testing.assert_allclose(ekd.student_thresholds.numpy(), [hardest_s] * 6, rtol=1e-5)
+    np.testing.assert_allclose(ekd.teacher_thresholds.numpy(), [hardest_t] * 6, rtol=1e-5)
+    # the second call is the usual EMA with weight 0.01 on the new batch
+    s2 = _unit(other_s)
+    hardest_s2 = max(s2[i] @ s2[j] for i, j in neg)
+    call(other_s, other_t, labels)
+    np.testing.assert_allclose(ekd.student_thresholds.numpy(), [0.01 * hardest_s2 + 0.99 * hardest_s] * 6, rtol=1e-5)
+    assert EKDLoss.from_config(ekd.get_config()).warm_start is True
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
 @pytest.mark.parametrize(
     "labels, anchors, top_k",
     [
@@ -143,7 +166,7 @@ def test_ekd_gradients_reach_student_only():
     grad = tape.gradient(loss, student)
     assert grad is not None and np.isfinite(grad.numpy()).all() and np.abs(grad.numpy()).sum() > 0
     assert tape.gradient(loss, teacher) is None
-    assert ekd.trainable_weights == [] and len(ekd.non_trainable_weights) == 2
+    assert ekd.trainable_weights == [] and len(ekd.non_trainable_weights) == 3  # two threshold vectors, one update count
 
 
 def test_soft_rank_by_hand():
