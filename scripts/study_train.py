@@ -121,6 +121,9 @@ def main():
         if not os.path.exists(teacher):
             raise SystemExit(f"error: no teacher at {teacher}; train it first (see the README, Training)")
         plain = {r["seed"]: r for r in records if r["model"] == args.binary_model + fixed}
+        if args.teacher:  # a teacher from outside this study: its held-out accuracy goes into the table
+            records.append({"model": f"teacher {os.path.relpath(teacher, ROOT)}", "seed": "-", "before": None,
+                            "after": accuracy(teacher, bin_path), "train_s": "-", "steps": "-", "batch": "-"})
         for s in seeds:
             # the same number of steps as the run without a teacher: the teacher's forward pass
             # makes a step slower, and a wall-time budget would compare different amounts of data
