@@ -154,9 +154,10 @@ class EKDLoss(tf.keras.layers.Layer):
                     aggregation=tf.VariableAggregation.MEAN,
                 ),
             )
-        self.threshold_updates = self.add_weight(
-            name="threshold_updates", shape=(), initializer="zeros", trainable=False,
-            synchronization=tf.VariableSynchronization.ON_READ, aggregation=tf.VariableAggregation.MEAN)
+        if self.warm_start:  # counts threshold updates, so the first one can take the batch as it is
+            self.threshold_updates = self.add_weight(
+                name="threshold_updates", shape=(), initializer="zeros", trainable=False,
+                synchronization=tf.VariableSynchronization.ON_READ, aggregation=tf.VariableAggregation.MEAN)
         super().build(input_shape)
 
     def _update(self, variable, sorted_neg, count):
@@ -197,6 +198,8 @@ class EKDLoss(tf.keras.layers.Layer):
                 self._update(self.student_thresholds, sorted_s, count),
                 self._update(self.teacher_thresholds, sorted_t, count),
             )
+            if not self.warm_start:
+                return tau
             with tf.control_dependencies(tau):
                 self.threshold_updates.assign_add(tf.cast(count > 0, tf.float32))
             return tuple(tf.identity(t) for t in tau)
