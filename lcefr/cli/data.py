@@ -59,9 +59,12 @@ def synth(identities, per_identity, out_dir, seed, image_format, as_json):
 @click.option("--seed", default=0, show_default=True, help="Seed of the pair choice (and of the faces for 'synthetic').")
 @click.option("--disjoint-from", type=click.Path(), help="Training image folder whose identities are left out.")
 @click.option("--per-identity", default=10, show_default=True, help="'synthetic': images per generated person.")
+@click.option("--negatives", type=click.Choice(["random", "lookalike"]), default="random", show_default=True,
+              help="'synthetic': mismatched pairs of two random people, or of a person and a look-alike (same "
+                   "colouring, hair, beard and glasses, another face shape: hard negatives as in CALFW/CPLFW).")
 @click.option("--arrays", is_flag=True, help="Store elements as uint8 arrays (cv2.imencode style) instead of bytes.")
 @json_option
-def make_bin(source, pairs, out, seed, disjoint_from, per_identity, arrays, as_json):
+def make_bin(source, pairs, out, seed, disjoint_from, per_identity, negatives, arrays, as_json):
     """Build a balanced verification .bin from SOURCE: an identity folder, or 'synthetic'.
 
     Pairs are ordered as LFW's pairs.txt (ten blocks of matched then mismatched pairs), so the
@@ -76,9 +79,11 @@ def make_bin(source, pairs, out, seed, disjoint_from, per_identity, arrays, as_j
         if source == "synthetic":
             if disjoint_from:
                 raise CliError("--disjoint-from applies to folders; generated held-out people are always disjoint")
-            summary = synthetic_bin(out, pairs=pairs, seed=seed, per_identity=per_identity, as_arrays=arrays,
-                                    progress=bar.update)
+            summary = synthetic_bin(out, pairs=pairs, seed=seed, per_identity=per_identity, negatives=negatives,
+                                    as_arrays=arrays, progress=bar.update)
         else:
+            if negatives != "random":
+                raise CliError("--negatives lookalike applies to 'synthetic' only (a folder has no look-alikes to draw)")
             if not os.path.isdir(source):
                 raise CliError(f"SOURCE {source!r} is neither an image folder nor 'synthetic'")
             summary = folder_bin(source, out, pairs=pairs, seed=seed, disjoint_from=disjoint_from,

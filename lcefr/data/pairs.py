@@ -13,7 +13,7 @@ import numpy as np
 
 from lcefr.data.binset import encode_image, write_bin
 
-__all__ = ["HELDOUT_OFFSET", "PairPlan", "plan_pairs", "folder_bin", "synthetic_bin"]
+__all__ = ["HELDOUT_OFFSET", "NEGATIVES", "PairPlan", "plan_pairs", "folder_bin", "synthetic_bin"]
 
 #: Generated held-out sets use identity indices from here on (same seed): disjoint from any
 #: generated training set with fewer identities.
@@ -143,6 +143,9 @@ def folder_bin(
     return {**summary, "source": os.path.abspath(root), "identities": len(keep), "excluded_identities": excluded}
 
 
+NEGATIVES = ("random", "lookalike")
+
+
 def synthetic_bin(
     out: str,
     *,
@@ -150,24 +153,44 @@ def synthetic_bin(
     seed: int = 0,
     per_identity: int = 10,
     identities: Optional[int] = None,
+    negatives: str = "random",
     as_arrays: bool = False,
     progress: Optional[Callable[[int], None]] = None,
 ) -> Dict:
     """A held-out ``.bin`` of generated faces (identities from :data:`HELDOUT_OFFSET` on, JPEG quality 95 as real sets).
 
     ``identities`` defaults to ``max(pairs // 10, 20)``: about ten pairs per person, as LFW.
-    """
-    from lcefr.data.synth import identity_rng, image_rng, render_face, synth_identity
 
+    ``negatives="lookalike"`` makes every mismatched pair hard: its second face is not the other held-out
+    person ``j`` but a look-alike of the first person ``i`` (same colouring, hair, beard, glasses and head
+    size, ``j``'s facial geometry; :func:`lcefr.data.synth.lookalike_identity`), rendered with its own
+    nuisance stream. Matched pairs are the same as with random negatives.
+    """
+    from lcefr.data.synth import identity_rng, image_rng, lookalike_identity, render_face, synth_identity
+
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
     identities = identities or max(pairs // 10, 20)
     plan = plan_pairs([per_identity] * identities, pairs, seed=seed)
+    if negatives == "lookalike":
+        plan = PairPlan([p if p[2] else (p[0], ((p[0][0], p[1][0]), p[1][1]), False) for p in plan.pairs])
     people: Dict[int, object] = {}
 
-    def load(ident: int, k: int) -> bytes:
-        index = HELDOUT_OFFSET + ident
+    def person(ident: int):
         if ident not in people:
-            people[ident] = synth_identity(identity_rng(seed, index))
-        return encode_image(render_face(people[ident], image_rng(seed, index, k)), fmt=".jpg", quality=95)
+            people[ident] = synth_identity(identity_rng(seed, HELDOUT_OFFSET + ident))
+        return people[ident]
+
+    def load(ident, k: int) -> bytes:
+        if isinstance(ident, tuple):  # look-alike of person ident[0] with ident[1]'s geometry
+            base, donor = ident
+            face = lookalike_identity(person(base), person(donor))
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2, HELDOUT_OFFSET + base,
+                                                                HELDOUT_OFFSET + donor, int(k)]))
+        else:
+            face = person(ident)
+            rng = image_rng(seed, HELDOUT_OFFSET + ident, k)
+        return encode_image(render_face(face, rng), fmt=".jpg", quality=95)
 
     summary = _write(out, plan, load, as_arrays=as_arrays, progress=progress)
-    return {**summary, "source": "synthetic", "seed": seed, "identities": identities}
+    return {**summary, "source": "synthetic", "seed": seed, "identities": identities, "negatives": negatives}

@@ -40,6 +40,8 @@ __all__ = [
     "GLASSES_STYLES",
     "IdentityParams",
     "synth_identity",
+    "lookalike_identity",
+    "LOOKALIKE_SHARED",
     "render_face",
     "identity_rng",
     "image_rng",
@@ -241,6 +243,28 @@ def synth_identity(rng: np.random.Generator) -> IdentityParams:
         moles=tuple(moles),
         texture_seed=int(rng.integers(0, 2**31 - 1)),
     )
+
+
+#: What a look-alike keeps of its base person: colouring, hair, beard, glasses and the overall head
+#: size. Everything else (eyes, brows' shape, nose, mouth, lips, jaw and chin, moles) comes from the donor.
+LOOKALIKE_SHARED = frozenset({
+    "face_half_width", "ear_size", "skin_color", "blush", "hair_color", "hair_style", "hairline", "hair_volume",
+    "hair_part", "beard", "glasses", "glasses_color", "brow_color", "lip_color", "texture_seed",
+})
+
+
+def lookalike_identity(base: IdentityParams, donor: IdentityParams) -> IdentityParams:
+    """A different person who looks like ``base`` at a glance: ``base``'s colouring, hair, beard,
+    glasses and head size (:data:`LOOKALIKE_SHARED`) with ``donor``'s facial geometry.
+
+    Used for hard negative pairs, in the spirit of CALFW/CPLFW, whose mismatched pairs are chosen
+    among people of the same gender and ethnicity: coarse cues no longer tell the two apart, only
+    the shape of eyes, brows, nose, mouth and jaw does.
+    """
+    from dataclasses import fields, replace
+
+    return replace(base, **{f.name: getattr(donor, f.name) for f in fields(IdentityParams)
+                            if f.name not in LOOKALIKE_SHARED})
 
 
 # ----------------------------------------------------------------------------- drawing
