@@ -195,6 +195,8 @@ def main(argv=None):
     p.add_argument("--pairs", type=int, default=600)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--direct-epochs", type=int, default=30)
+    p.add_argument("--lookalikes", action="store_true",
+                   help="training identities come in look-alike pairs (hard negatives for both methods)")
     p.add_argument("--pool", type=int, default=VerifierSpec.pool, help="f's input average pool (4: 28x28, 2: 56x56)")
     p.add_argument("--work", default="build/study-personal")
     p.add_argument("--results", default="build/study-personal.jsonl")
@@ -204,7 +206,7 @@ def main(argv=None):
 
     os.makedirs(args.work, exist_ok=True)
     base = dict(steps=args.steps, synth_identities=args.identities, synth_per_identity=args.per_identity,
-                warm_start_epochs=args.direct_epochs if args.warm_start else 0)
+                synth_lookalikes=args.lookalikes, warm_start_epochs=args.direct_epochs if args.warm_start else 0)
     data, tests = prepare(args, PersonalConfig(seed=args.data_seed, **base))
     for seed in args.seeds:
         for method in args.methods:
@@ -220,7 +222,8 @@ def main(argv=None):
             row = {"method": method, "seed": seed, **metrics["random"],
                    **{n: metrics[n] for n in NEGATIVES if n != "random"}, "train_s": round(seconds, 1), "steps": args.steps,
                    "direct_epochs": args.direct_epochs, "warm_start": bool(args.warm_start), "identities": args.identities,
-                   "per_identity": args.per_identity, "backbone": args.backbone, "pool": args.pool}
+                   "per_identity": args.per_identity, "backbone": args.backbone, "pool": args.pool,
+                   "lookalikes": args.lookalikes}
             append_row(args.results, row)
             log(f"{method} seed {seed}: accuracy " + ", ".join(
                 f"{100 * metrics[n]['accuracy']:.2f}% ({n} negatives)" for n in NEGATIVES))

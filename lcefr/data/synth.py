@@ -41,6 +41,7 @@ __all__ = [
     "IdentityParams",
     "synth_identity",
     "lookalike_identity",
+    "lookalike_pair_identity",
     "LOOKALIKE_SHARED",
     "render_face",
     "identity_rng",
@@ -911,11 +912,21 @@ def _identity_list(identities) -> list:
     return ids
 
 
-def synth_faces(n: int, *, seed: int = 0, per_identity: int = 1) -> np.ndarray:
+def lookalike_pair_identity(seed: int, identity: int) -> IdentityParams:
+    """Identity ``identity`` of a set made of look-alike pairs: even ones are drawn as usual, odd
+    ones are look-alikes of the even one before them (its colouring and hair, their own geometry)."""
+    own = synth_identity(identity_rng(seed, identity))
+    if identity % 2 == 0:
+        return own
+    return lookalike_identity(synth_identity(identity_rng(seed, identity - 1)), own)
+
+
+def synth_faces(n: int, *, seed: int = 0, per_identity: int = 1, lookalikes: bool = False) -> np.ndarray:
     """``n`` faces in memory, identity-major: ``per_identity`` consecutive images per person.
 
     Image ``j`` is image ``j % per_identity`` of identity ``j // per_identity``, the same image
-    :func:`synth_dataset` writes for that seed.
+    :func:`synth_dataset` writes for that seed. ``lookalikes=True`` makes identities ``2m`` and
+    ``2m + 1`` look-alikes (:func:`lookalike_pair_identity`): training data with hard negatives.
 
     Returns:
         uint8 RGB array ``(n, 112, 112, 3)``.
@@ -927,7 +938,7 @@ def synth_faces(n: int, *, seed: int = 0, per_identity: int = 1) -> np.ndarray:
     for j in range(n):
         i, kk = divmod(j, per_identity)
         if kk == 0 or person is None:
-            person = synth_identity(identity_rng(seed, i))
+            person = lookalike_pair_identity(seed, i) if lookalikes else synth_identity(identity_rng(seed, i))
         out[j] = render_face(person, image_rng(seed, i, kk))
     return out
 

@@ -60,6 +60,7 @@ class PersonalConfig:
     checkpoint_every: int = 50
     synth_identities: int = 200
     synth_per_identity: int = 8
+    synth_lookalikes: bool = False  # identities 2m and 2m+1 of the generated set are look-alikes
     warm_start_epochs: int = 0
 
     def validate(self) -> "PersonalConfig":
@@ -134,7 +135,8 @@ def load_images(data: str, *, config: PersonalConfig):
         from lcefr.data.synth import synth_faces
 
         per = config.synth_per_identity
-        images = synth_faces(config.synth_identities * per, seed=config.seed, per_identity=per)
+        images = synth_faces(config.synth_identities * per, seed=config.seed, per_identity=per,
+                             lookalikes=config.synth_lookalikes)
         return images, np.repeat(np.arange(config.synth_identities), per)
     if not os.path.exists(data):
         raise FileNotFoundError(f"--data {data}: no such folder (give an identity folder of aligned faces or "
@@ -209,7 +211,7 @@ def train_hypernet(data: TrainingData, out_dir: str, *, config: PersonalConfig, 
     config = config.validate()
     spec = (spec or VerifierSpec()).validate()
     old = read_meta(out_dir)
-    if old is not None and old["config"] != asdict(config):
+    if old is not None and asdict(PersonalConfig.from_dict(old["config"])) != asdict(config):
         raise ValueError(f"{out_dir} holds a run with a different config; use another --out or delete it")
     history = read_history(out_dir)
     if history and history.get("complete"):

@@ -64,3 +64,16 @@ def test_make_bin_negatives_option(tmp_path):
     result = run("data", "make-bin", folder, "--pairs", 10, "--negatives", "lookalike", "--out", tmp_path / "x.bin")
     assert result.exit_code == 2 and "applies to 'synthetic' only" in result.output
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_lookalike_pairs_in_generated_training_faces():
+    from lcefr.data.synth import lookalike_pair_identity, synth_faces
+
+    assert lookalike_pair_identity(3, 4) == synth_identity(identity_rng(3, 4))
+    twin = lookalike_pair_identity(3, 5)
+    base, own = synth_identity(identity_rng(3, 4)), synth_identity(identity_rng(3, 5))
+    assert twin == lookalike_identity(base, own)
+    plain = synth_faces(8, seed=3, per_identity=2)
+    hard = synth_faces(8, seed=3, per_identity=2, lookalikes=True)
+    assert np.array_equal(plain[:2], hard[:2]) and np.array_equal(plain[4:6], hard[4:6])  # identities 0 and 2
+    assert not np.array_equal(plain[2:4], hard[2:4])  # identity 1 is now identity 0's look-alike
