@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Two workers: conversions are mostly single-threaded, the machines have two cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install install-gui test test-fast demo demo-zoo study-train study-distill study-personal study-quantize models jetson-bench jetson-setup lint clean
+.PHONY: help install install-gui test test-fast demo demo-zoo study-train study-teacher study-distill study-personal study-quantize models jetson-bench jetson-setup lint clean
 
 help:
 	@echo "make install      create $(VENV) with the pinned stack and dev extras"
@@ -17,6 +17,7 @@ help:
 	@echo "make demo         build, convert (LCE), verify and time the demo models"
 	@echo "make demo-zoo     the same for every registry model"
 	@echo "make study-train  held-out accuracy of ir18 and a binary model before/after short training"
+	@echo "make study-teacher  train the ir18 teacher / h_bb of the distillation and personal studies (~40 min)"
 	@echo "make study-distill  train an ir18 teacher (~40 min), then quicknet_small with/without EKD from it (3 seeds)"
 	@echo "make study-personal  hypernetwork personal verifiers vs f trained directly (3 seeds, held-out identities)"
 	@echo "make study-quantize  Ef-QuantFace QAT of ir18: w8a8/w6a6/w4a4 x 25/50/75/100% of the data"
@@ -57,13 +58,15 @@ study-train: install
 
 # The teacher run is skipped once complete (lcefr train does not retrain a finished run).
 TEACHER_DIR ?= build/study-train/ir18-teacher-seed0
-study-distill: install
+study-teacher: install
 	$(BIN)/lcefr train --model ir18 --data synthetic --head cosface --epochs 6 --batch-size 32 \
 		--steps-per-epoch 50 --seed 0 --out $(TEACHER_DIR)
+
+study-distill: study-teacher
 	$(BIN)/python scripts/study_train.py --skip-float --steps 200 --distill --teacher $(TEACHER_DIR)/backbone.keras $(STUDY_ARGS)
 
-study-personal: install
-	$(BIN)/python scripts/study_personal.py $(STUDY_ARGS)
+study-personal: study-teacher
+	$(BIN)/python scripts/study_personal.py --backbone $(TEACHER_DIR)/backbone.keras $(STUDY_ARGS)
 
 study-quantize: install
 	$(BIN)/python scripts/study_quantize.py $(STUDY_ARGS)

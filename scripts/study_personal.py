@@ -1,11 +1,14 @@
 """Acceptance study of issue 11: personal verifiers from a hypernetwork vs ``f`` trained directly.
 
-Generated identities for training, a held-out ``.bin`` of generated identities disjoint from them (same
-pair protocol for both methods), three seeds each. ``h_bb`` is frozen, so the backbone embeddings of all
-images are computed once and cached. Results are appended to ``build/study-personal.jsonl`` as each
-(method, seed) finishes; a rerun skips finished ones. Prints per-seed numbers and the mean of the seeds.
+Generated identities for training (by default in look-alike pairs, so both methods see hard negatives),
+two held-out ``.bin`` sets of generated identities disjoint from them (random and look-alike negatives;
+the same pairs for every method), three seeds each, and ``h_bb`` alone as the ceiling. ``h_bb`` is frozen,
+so the backbone embeddings of all images are computed once and cached under ``--work``. Results are
+appended to ``--results`` as each (method, seed) finishes; a rerun skips finished ones and the tables
+show only rows of the current settings. Prints per-seed numbers and the mean of the seeds.
 
-    .venv/bin/python scripts/study_personal.py [--backbone FILE] [--seeds 0 1 2]
+    make study-teacher   # the default h_bb: ir18 trained on generated faces
+    .venv/bin/python scripts/study_personal.py [--backbone FILE] [--seeds 0 1 2] [--no-lookalikes]
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import numpy as np
 from lcefr.data.pairs import NEGATIVES
 from lcefr.personal.verifier import VerifierSpec
 
-DEFAULT_BACKBONE = "build/study-train/quicknet_small-seed1/backbone.keras"
+DEFAULT_BACKBONE = "build/study-train/ir18-teacher-seed0/backbone.keras"  # from `make study-teacher`
 
 
 def log(msg: str) -> None:
@@ -66,10 +69,41 @@ def _heldout(args, negatives: str):
     return vs.images, vs.issame, emb
 
 
+def _check_work(args) -> None:
+    """The cached embeddings belong to one backbone and one training set: refuse to mix them."""
+    want = {"backbone": os.path.abspath(args.backbone) if os.path.exists(args.backbone) else args.backbone,
+            "identities": args.identities, "per_identity": args.per_identity, "data_seed": args.data_seed,
+            "lookalikes": args.lookalikes, "pairs": args.pairs}
+    path = os.path.join(args.work, "cache.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            have = json.load(f)
+        if have != want:
+            raise SystemExit(f"error: {args.work} caches data for {have}, not {want}; give another --work")
+    elif os.path.exists(os.path.join(args.work, "data.npz")):
+        raise SystemExit(f"error: {args.work} holds cached data of unknown origin; give another --work")
+    else:
+        from lcefr.fileio import write_atomic
+
+        os.makedirs(args.work, exist_ok=True)
+        write_atomic(path, (json.dumps(want, indent=2) + "\n").encode())
+
+
+def _matches(row: dict, args) -> bool:
+    """Rows of this configuration (the results file may hold earlier studies)."""
+    return (row.get("backbone") == args.backbone and row.get("identities") == args.identities
+            and row.get("per_identity") == args.per_identity and row.get("pool", 4) == args.pool
+            and bool(row.get("lookalikes", False)) == args.lookalikes
+            and (row["method"] == "backbone" or (row.get("steps") == args.steps
+                                                 and row.get("direct_epochs") == args.direct_epochs
+                                                 and bool(row.get("warm_start")) == bool(args.warm_start))))
+
+
 def prepare(args, config):
     """Training data with embeddings and the held-out sets (random and look-alike negatives), cached."""
     from lcefr.personal.train import TrainingData, prepare_data
 
+    _check_work(args)
     cache = os.path.join(args.work, "data.npz")
     if os.path.exists(cache):
         z = np.load(cache)
@@ -189,13 +223,13 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", default=["backbone", "direct", "hypernet"],
                    choices=["backbone", "hypernet", "direct"])
     p.add_argument("--warm-start", type=int, default=1, help="1: every generated f starts from this seed's direct f")
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=2400)
     p.add_argument("--identities", type=int, default=200)
     p.add_argument("--per-identity", type=int, default=8)
     p.add_argument("--pairs", type=int, default=600)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--direct-epochs", type=int, default=30)
-    p.add_argument("--lookalikes", action="store_true",
+    p.add_argument("--lookalikes", action=argparse.BooleanOptionalAction, default=True,
                    help="training identities come in look-alike pairs (hard negatives for both methods)")
     p.add_argument("--pool", type=int, default=VerifierSpec.pool, help="f's input average pool (4: 28x28, 2: 56x56)")
     p.add_argument("--work", default="build/study-personal")
@@ -211,7 +245,7 @@ def main(argv=None):
     for seed in args.seeds:
         for method in args.methods:
             done = {(r["method"], r["seed"] if r["method"] != "backbone" else None) for r in load_rows(args.results)
-                    if all(_metrics(r, n) for n in NEGATIVES)}
+                    if _matches(r, args) and all(_metrics(r, n) for n in NEGATIVES)}
             if (method, seed if method != "backbone" else None) in done:
                 log(f"{method} seed {seed}: done, skipped")
                 continue
@@ -227,7 +261,8 @@ def main(argv=None):
             append_row(args.results, row)
             log(f"{method} seed {seed}: accuracy " + ", ".join(
                 f"{100 * metrics[n]['accuracy']:.2f}% ({n} negatives)" for n in NEGATIVES))
-    rows = [r for r in load_rows(args.results) if r["seed"] in args.seeds or r["method"] == "backbone"]
+    rows = [r for r in load_rows(args.results)
+            if _matches(r, args) and (r["seed"] in args.seeds or r["method"] == "backbone")]
     for negatives in NEGATIVES:
         print(table(rows, args.seeds, negatives))
     return 0
