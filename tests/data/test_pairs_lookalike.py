@@ -77,3 +77,14 @@ def test_lookalike_pairs_in_generated_training_faces():
     hard = synth_faces(8, seed=3, per_identity=2, lookalikes=True)
     assert np.array_equal(plain[:2], hard[:2]) and np.array_equal(plain[4:6], hard[4:6])  # identities 0 and 2
     assert not np.array_equal(plain[2:4], hard[2:4])  # identity 1 is now identity 0's look-alike
+
+
+def test_personal_config_draws_lookalike_training_pairs():
+    from lcefr.data.synth import synth_faces
+    from lcefr.personal.train import PersonalConfig, load_images
+
+    config = PersonalConfig.from_dict({"synth_identities": 4, "synth_per_identity": 2, "synth_lookalikes": True,
+                                       "seed": 1, "batch_identities": 2})
+    images, labels = load_images("synthetic", config=config)
+    assert np.array_equal(images, synth_faces(8, seed=1, per_identity=2, lookalikes=True))
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
