@@ -108,9 +108,6 @@ def prepare(args, config):
     if os.path.exists(cache):
         z = np.load(cache)
         data = TrainingData(images=z["images"], labels=z["labels"], embeddings=z["embeddings"], source="synthetic")
-        if "test_images" in z and not os.path.exists(os.path.join(args.work, "heldout.npz")):  # older cache layout
-            np.savez(os.path.join(args.work, "heldout.npz"), images=z["test_images"], issame=z["test_issame"],
-                     embeddings=z["test_embeddings"])
     else:
         t = time.time()
         data = prepare_data("synthetic", args.backbone, config=config)
