@@ -45,6 +45,16 @@ def test_synth_folder_and_make_bin_contract(workdir):
     assert issame[:6] == [True] * 3 + [False] * 3 and issame[54:] == [True] * 3 + [False] * 3
 
 
+def test_synth_lookalikes_flag(workdir, tmp_path):
+    result = run("data", "synth", "--identities", 2, "--per-identity", 1, "--out", tmp_path / "la", "--seed", 3,
+                 "--lookalikes", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{"):])["lookalikes"] is True
+    # identity 0 is drawn as usual, identity 1 is its look-alike instead of the plain draw
+    assert (tmp_path / "la/id_00000/0.png").read_bytes() == (workdir / "faces/id_00000/0.png").read_bytes()
+    assert (tmp_path / "la/id_00001/0.png").read_bytes() != (workdir / "faces/id_00001/0.png").read_bytes()
+
+
 def test_make_bin_disjoint_from(workdir, tmp_path):
     train = tmp_path / "train"
     for name in sorted(os.listdir(workdir / "faces"))[:9]:

@@ -951,6 +951,7 @@ def synth_dataset(
     seed: int = 0,
     image_format: str = "png",
     progress: Optional[Callable[[int, int], None]] = None,
+    lookalikes: bool = False,
 ) -> Dict:
     """Write an image folder ``out_dir/id_NNNNN/K.png`` of synthetic aligned faces.
 
@@ -966,9 +967,11 @@ def synth_dataset(
         seed: the dataset seed.
         image_format: ``"png"`` or ``"jpg"``.
         progress: called as ``progress(done, total)`` after every image.
+        lookalikes: identities ``2m`` and ``2m + 1`` are look-alikes (:func:`lookalike_pair_identity`),
+            so training sees hard negatives; the same images as :func:`synth_faces` with ``lookalikes=True``.
 
     Returns:
-        A summary dict: out_dir, seed, identities, per_identity, images, format, bytes, seconds.
+        A summary dict: out_dir, seed, identities, per_identity, images, format, bytes, seconds, lookalikes.
     """
     import cv2
 
@@ -986,7 +989,7 @@ def synth_dataset(
     nbytes = 0
     start = time.perf_counter()
     for i in ids:
-        person = synth_identity(identity_rng(seed, i))
+        person = lookalike_pair_identity(seed, i) if lookalikes else synth_identity(identity_rng(seed, i))
         folder = os.path.join(out_dir, f"id_{i:05d}")
         os.makedirs(folder, exist_ok=True)
         for kk in range(per_identity):
@@ -1009,4 +1012,5 @@ def synth_dataset(
         "format": fmt,
         "bytes": nbytes,
         "seconds": round(time.perf_counter() - start, 3),
+        "lookalikes": bool(lookalikes),
     }

@@ -38,6 +38,7 @@ class TrainConfig:
     augment: bool = True
     synth_identities: int = 100
     synth_per_identity: int = 20
+    synth_lookalikes: bool = False
     steps_per_epoch: Optional[int] = None
     bop_threshold: float = 1e-8
     bop_gamma: float = 1e-4

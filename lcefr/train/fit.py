@@ -23,8 +23,8 @@ from lcefr.train.config import TrainConfig, config_to_yaml
 __all__ = ["prepare", "run_training", "TrainingPlan", "WarmupCosine", "make_optimizer", "synthetic_folder", "copy_matching_weights"]
 
 
-def synthetic_folder(*, identities: int, per_identity: int, seed: int, progress=None) -> str:
-    """The generated training set for ``(seed, identities, per_identity)``, rendered once into a cache.
+def synthetic_folder(*, identities: int, per_identity: int, seed: int, progress=None, lookalikes: bool = False) -> str:
+    """The generated training set for ``(seed, identities, per_identity, lookalikes)``, rendered once into a cache.
 
     The cache lives in ``$LCEFR_CACHE`` (default ``~/.cache/lcefr``); a ``complete`` marker is written
     last, so an interrupted render is redone.
@@ -32,10 +32,11 @@ def synthetic_folder(*, identities: int, per_identity: int, seed: int, progress=
     from lcefr.data.synth import synth_dataset
 
     root = os.environ.get("LCEFR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lcefr")
-    folder = os.path.join(root, "synth", f"seed{seed}-{identities}x{per_identity}")
+    folder = os.path.join(root, "synth", f"seed{seed}-{identities}x{per_identity}" + ("-lookalikes" if lookalikes else ""))
     marker = os.path.join(folder, "complete")
     if not os.path.exists(marker):
-        synth_dataset(folder, identities=identities, per_identity=per_identity, seed=seed, progress=progress)
+        synth_dataset(folder, identities=identities, per_identity=per_identity, seed=seed, progress=progress,
+                      lookalikes=lookalikes)
         write_atomic(marker, b"ok\n")
     return folder
 
@@ -71,7 +72,7 @@ def prepare(config: TrainConfig, *, progress=None) -> TrainingPlan:
             raise FileNotFoundError(f"{what} {path}: no such file")
     if config.data == "synthetic":
         folder = synthetic_folder(identities=config.synth_identities, per_identity=config.synth_per_identity,
-                                  seed=config.seed, progress=progress)
+                                  seed=config.seed, progress=progress, lookalikes=config.synth_lookalikes)
         return TrainingPlan(config, folder, "folder", config.synth_identities, config.synth_identities * config.synth_per_identity)
     if not os.path.exists(config.data):
         raise FileNotFoundError(f"--data {config.data}: no such folder (give an identity image folder, an insightface "

@@ -122,6 +122,19 @@ def test_dataset_layout_bytes_and_subsets(tmp_path, gallery):
     assert leftovers == []
 
 
+def test_dataset_lookalikes_match_in_memory_faces_and_pair_up(tmp_path):
+    summary = synth_dataset(str(tmp_path / "la"), identities=4, per_identity=2, seed=0, lookalikes=True)
+    assert summary["lookalikes"] is True and summary["images"] == 8
+    faces = synth_faces(8, seed=0, per_identity=2, lookalikes=True)
+    for j in range(8):
+        np.testing.assert_array_equal(read_face(str(tmp_path / "la" / f"id_{j // 2:05d}" / f"{j % 2}.png")), faces[j])
+    plain = synth_faces(8, seed=0, per_identity=2)
+    # even identities are drawn as usual; odd ones are look-alikes of the one before, not the plain draw
+    np.testing.assert_array_equal(faces[0:2], plain[0:2])
+    np.testing.assert_array_equal(faces[4:6], plain[4:6])
+    assert not np.array_equal(faces[2:4], plain[2:4])
+
+
 def test_dataset_jpeg(tmp_path):
     summary = synth_dataset(str(tmp_path), identities=1, per_identity=2, seed=0, image_format="jpg")
     assert summary["format"] == "jpg"

@@ -41,3 +41,19 @@ def test_bad_yaml(tmp_path):
         load_config(str(path))
     with pytest.raises(FileNotFoundError):
         load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_synth_lookalikes_gets_its_own_cached_folder(tmp_path, monkeypatch):
+    from lcefr.data.images import read_face
+    from lcefr.data.synth import synth_faces
+    from lcefr.train.fit import prepare
+
+    monkeypatch.setenv("LCEFR_CACHE", str(tmp_path))
+    base = {"model": "test_quicknet", "synth_identities": 2, "synth_per_identity": 2}
+    plain = prepare(apply_overrides(TrainConfig(), base))
+    hard = prepare(apply_overrides(TrainConfig(), {**base, "synth_lookalikes": "true"}))
+    assert plain.source != hard.source and hard.source.endswith("-lookalikes")
+    assert plain.num_classes == hard.num_classes == 2
+    faces = synth_faces(4, per_identity=2, lookalikes=True)
+    assert (read_face(f"{hard.source}/id_00001/1.png") == faces[3]).all()
+    assert not (read_face(f"{plain.source}/id_00001/1.png") == faces[3]).all()
