@@ -45,7 +45,7 @@ def test_synth_folder_and_make_bin_contract(workdir):
     assert issame[:6] == [True] * 3 + [False] * 3 and issame[54:] == [True] * 3 + [False] * 3
 
 
-def test_synth_lookalikes_flag(workdir, tmp_path):
+def test_synth_lookalikes_and_first_identity(workdir, tmp_path):
     result = run("data", "synth", "--identities", 2, "--per-identity", 1, "--out", tmp_path / "la", "--seed", 3,
                  "--lookalikes", "--json")
     assert result.exit_code == 0, result.output
@@ -53,6 +53,12 @@ def test_synth_lookalikes_flag(workdir, tmp_path):
     # identity 0 is drawn as usual, identity 1 is its look-alike instead of the plain draw
     assert (tmp_path / "la/id_00000/0.png").read_bytes() == (workdir / "faces/id_00000/0.png").read_bytes()
     assert (tmp_path / "la/id_00001/0.png").read_bytes() != (workdir / "faces/id_00001/0.png").read_bytes()
+    # --first-identity: the same people as the full folder, from that index on
+    result = run("data", "synth", "--identities", 2, "--first-identity", 5, "--per-identity", 1, "--out",
+                 tmp_path / "from5", "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path / "from5")) == ["id_00005", "id_00006"]
+    assert (tmp_path / "from5/id_00006/0.png").read_bytes() == (workdir / "faces/id_00006/0.png").read_bytes()
 
 
 def test_make_bin_disjoint_from(workdir, tmp_path):

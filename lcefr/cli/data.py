@@ -23,11 +23,13 @@ def data():
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Image folder to write.")
 @click.option("--seed", default=0, show_default=True, help="Dataset seed: same seed, same files.")
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png", show_default=True)
+@click.option("--first-identity", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Index of the first person: identities FIRST..FIRST+N-1, so two folders can hold disjoint people.")
 @click.option("--lookalikes", is_flag=True,
               help="Identities 2m and 2m+1 are look-alikes (same colouring, hair, beard and glasses, another face "
                    "shape): training data with hard negatives.")
 @json_option
-def synth(identities, per_identity, out_dir, seed, image_format, lookalikes, as_json):
+def synth(identities, per_identity, out_dir, seed, image_format, first_identity, lookalikes, as_json):
     """Write generated aligned 112x112 faces as OUT/id_NNNNN/K.png.
 
     Procedural people (head shape, eyes, brows, nose, mouth, skin and hair) with per-image pose,
@@ -46,7 +48,8 @@ def synth(identities, per_identity, out_dir, seed, image_format, lookalikes, as_
             bar.update(done - state["done"])
             state["done"] = done
 
-        summary = synth_dataset(out_dir, identities=identities, per_identity=per_identity, seed=seed,
+        ids = range(first_identity, first_identity + identities)
+        summary = synth_dataset(out_dir, identities=ids, per_identity=per_identity, seed=seed,
                                 image_format=image_format, progress=progress, lookalikes=lookalikes)
     if as_json:
         echo_json(summary)
