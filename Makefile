@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Two workers: conversions are mostly single-threaded, the machines have two cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install install-gui test test-fast demo demo-zoo study-train study-teacher study-hbb study-distill study-personal study-quantize models jetson-bench jetson-setup lint clean
+.PHONY: help install install-gui test test-fast demo demo-zoo study-train study-teacher study-hbb study-distill study-personal study-personal-hbb study-quantize models jetson-bench jetson-setup lint clean
 
 help:
 	@echo "make install      create $(VENV) with the pinned stack and dev extras"
@@ -19,7 +19,8 @@ help:
 	@echo "make study-train  held-out accuracy of ir18 and a binary model before/after short training"
 	@echo "make study-teacher  train the ir18 teacher / h_bb of the distillation and personal studies (~40 min)"
 	@echo "make study-distill  train an ir18 teacher (~40 min), then quicknet_small with/without EKD from it (3 seeds)"
-	@echo "make study-hbb  fine-tune that ir18 on 300 look-alike identities: the h_bb of the personal study (~35 min)"
+	@echo "make study-hbb  fine-tune that ir18 on 300 look-alike identities: a stronger h_bb (~35 min)"
+	@echo "make study-personal-hbb  the personal study with the study-hbb backbone as h_bb"
 	@echo "make study-personal  hypernetwork personal verifiers vs f trained directly (3 seeds, held-out identities)"
 	@echo "make study-quantize  Ef-QuantFace QAT of ir18: w8a8/w6a6/w4a4 x 25/50/75/100% of the data"
 	@echo "make models       LCE, float and int8 .tflite files of the demo set in build/models/"
@@ -66,7 +67,7 @@ study-teacher: install
 study-distill: study-teacher
 	$(BIN)/python scripts/study_train.py --skip-float --steps 200 --distill --teacher $(TEACHER_DIR)/backbone.keras $(STUDY_ARGS)
 
-# h_bb of the personal study: the teacher fine-tuned on look-alike pairs of people it never saw
+# A stronger h_bb for the personal study: the teacher fine-tuned on look-alike pairs of people it never saw
 # (identities 200..499; the personal study trains on 0..199 and holds out identities from 1,000,000 on).
 HBB_DIR  ?= build/study-train/ir18-lookalike
 HBB_DATA ?= build/hbb-lookalike-faces
@@ -76,8 +77,13 @@ study-hbb: study-teacher
 	$(BIN)/lcefr train --model ir18 --data $(HBB_DATA) --head cosface --epochs 8 --batch-size 32 --steps-per-epoch 50 \
 		--lr 3e-4 --seed 0 --init-from $(TEACHER_DIR)/backbone.keras --out $(HBB_DIR) scale=32
 
-study-personal: study-hbb
-	$(BIN)/python scripts/study_personal.py --backbone $(HBB_DIR)/backbone.keras $(STUDY_ARGS)
+study-personal: study-teacher
+	$(BIN)/python scripts/study_personal.py --backbone $(TEACHER_DIR)/backbone.keras $(STUDY_ARGS)
+
+# The README's stronger-h_bb run of the personal study (same data and seeds, h_bb from study-hbb).
+study-personal-hbb: study-hbb
+	$(BIN)/python scripts/study_personal.py --backbone $(HBB_DIR)/backbone.keras --work build/study-personal-hbb \
+		--results build/study-personal-hbb.jsonl $(STUDY_ARGS)
 
 study-quantize: install
 	$(BIN)/python scripts/study_quantize.py $(STUDY_ARGS)
