@@ -921,6 +921,12 @@ def lookalike_pair_identity(seed: int, identity: int) -> IdentityParams:
     return lookalike_identity(synth_identity(identity_rng(seed, identity - 1)), own)
 
 
+def _dataset_person(seed: int, identity: int, lookalikes: bool) -> IdentityParams:
+    """Person ``identity`` of a generated training set: the one rule :func:`synth_faces` and
+    :func:`synth_dataset` share, so both give the same images."""
+    return lookalike_pair_identity(seed, identity) if lookalikes else synth_identity(identity_rng(seed, identity))
+
+
 def synth_faces(n: int, *, seed: int = 0, per_identity: int = 1, lookalikes: bool = False) -> np.ndarray:
     """``n`` faces in memory, identity-major: ``per_identity`` consecutive images per person.
 
@@ -938,7 +944,7 @@ def synth_faces(n: int, *, seed: int = 0, per_identity: int = 1, lookalikes: boo
     for j in range(n):
         i, kk = divmod(j, per_identity)
         if kk == 0 or person is None:
-            person = lookalike_pair_identity(seed, i) if lookalikes else synth_identity(identity_rng(seed, i))
+            person = _dataset_person(seed, i, lookalikes)
         out[j] = render_face(person, image_rng(seed, i, kk))
     return out
 
@@ -989,7 +995,7 @@ def synth_dataset(
     nbytes = 0
     start = time.perf_counter()
     for i in ids:
-        person = lookalike_pair_identity(seed, i) if lookalikes else synth_identity(identity_rng(seed, i))
+        person = _dataset_person(seed, i, lookalikes)
         folder = os.path.join(out_dir, f"id_{i:05d}")
         os.makedirs(folder, exist_ok=True)
         for kk in range(per_identity):
