@@ -119,17 +119,25 @@ def _apply(options):
 @click.argument("in_dir", type=click.Path(file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--all", "all_faces", is_flag=True, help="Write every face as NAME_0, NAME_1, ... (largest first).")
+@click.option("--max-residual", type=click.FloatRange(min=0.0, min_open=True), metavar="PX",
+              help="Skip faces whose worst landmark stays more than PX pixels (of the 112x112 crop) from the "
+                   "template after alignment: profiles, strong expressions, bad detections. Default: keep all.")
 @json_option
-def align(in_dir, out_dir, all_faces, as_json):
+def align(in_dir, out_dir, all_faces, max_residual, as_json):
     """Detect and align every image under IN_DIR into 112x112 faces under OUT_DIR (same folder tree).
 
     One face per image: the largest, noted when there are several (--all writes them all). Images
     without a face and unreadable files are reported and skipped. Every output is written
     atomically; the file name and format follow the input.
+
+    Each face's template fit is reported: the distance of each of its five aligned landmarks to the
+    ArcFace template, in pixels of the crop. A similarity transform cannot remove head pose or
+    expression, so frontal faces fit within a few pixels and turned heads by 10 or more.
     """
     import cv2
+    import numpy as np
 
-    from lcefr.face.align import align_face, read_image
+    from lcefr.face.align import align_face, read_image, template_residual
     from lcefr.fileio import write_atomic
 
     if not os.path.isdir(in_dir):
@@ -145,7 +153,8 @@ def align(in_dir, out_dir, all_faces, as_json):
         paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTS)]
     faces_of = _Faces()
     report = {"in_dir": in_dir, "out_dir": out_dir, "images": len(paths), "written": 0, "aligned_images": 0,
-              "no_face": [], "several_faces": [], "unreadable": []}
+              "no_face": [], "several_faces": [], "unreadable": [], "max_residual_px": max_residual,
+              "faces": [], "poor_fit": []}
     with click.progressbar(paths, label="aligning", file=click.get_text_stream("stderr")) as bar:
         for path in bar:
             rel = os.path.relpath(path, in_dir)
@@ -158,22 +167,40 @@ def align(in_dir, out_dir, all_faces, as_json):
             if not faces:
                 report["no_face"].append(rel)
                 continue
-            if len(faces) > 1:
-                report["several_faces"].append({"image": rel, "faces": len(faces), "written": len(faces) if all_faces else 1})
             stem, ext = os.path.splitext(os.path.join(out_dir, rel))
             chosen = faces if all_faces else faces[:1]
+            written = 0
             for i, face in enumerate(chosen):
                 out = f"{stem}_{i}{ext}" if all_faces else f"{stem}{ext}"
+                residual = template_residual(face.landmarks)
+                fit = {"image": rel, "output": os.path.relpath(out, out_dir), "score": round(face.score, 4),
+                       "residual_px": [round(float(r), 2) for r in residual],
+                       "worst_residual_px": round(float(residual.max()), 2)}
+                if max_residual is not None and residual.max() > max_residual:
+                    report["poor_fit"].append(fit)
+                    continue
                 ok, buf = cv2.imencode(ext, align_face(image, face.landmarks)[:, :, ::-1].copy())
                 if not ok:
                     raise CliError(f"cannot encode {out}")
                 write_atomic(out, buf.tobytes())
-                report["written"] += 1
-            report["aligned_images"] += 1
+                report["faces"].append(fit)
+                written += 1
+            if len(faces) > 1:
+                report["several_faces"].append({"image": rel, "faces": len(faces), "written": written})
+            report["written"] += written
+            report["aligned_images"] += bool(written)
     if as_json:
         echo_json(report)
         return
     click.echo(f"aligned {report['aligned_images']}/{report['images']} images, {report['written']} faces -> {out_dir}")
+    if report["faces"]:
+        worst = max(report["faces"], key=lambda f: f["worst_residual_px"])
+        median = float(np.median([f["worst_residual_px"] for f in report["faces"]]))
+        click.echo(f"template fit (worst landmark per face): median {median:.1f} px, "
+                   f"worst {worst['worst_residual_px']:.1f} px ({worst['output']})")
+    for item in report["poor_fit"]:
+        click.echo(f"poor fit, skipped: {item['output']}: a landmark {item['worst_residual_px']:.1f} px from the "
+                   f"template (--max-residual {max_residual:g})")
     for item in report["several_faces"]:
         kept = "all written" if all_faces else "largest taken"
         click.echo(f"several faces: {item['image']}: {item['faces']} faces, {kept}")

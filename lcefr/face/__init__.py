@@ -9,6 +9,7 @@ from lcefr.face.align import (
     estimate_similarity,
     is_aligned_face,
     read_image,
+    template_residual,
     transform_points,
 )
 from lcefr.face.detect import DetectorUnavailableError, Detector, Face, MTCNNDetector
@@ -22,5 +23,6 @@ __all__ = [
     "estimate_similarity",
     "is_aligned_face",
     "read_image",
+    "template_residual",
     "transform_points",
 ]

@@ -15,7 +15,8 @@ import numpy as np
 from lcefr.data.synth import ARCFACE_TEMPLATE
 from lcefr.preprocess import FACE_SIZE
 
-__all__ = ["ARCFACE_TEMPLATE", "estimate_similarity", "transform_points", "align_face", "is_aligned_face", "read_image"]
+__all__ = ["ARCFACE_TEMPLATE", "estimate_similarity", "transform_points", "alignment_matrix", "template_residual",
+           "align_face", "is_aligned_face", "read_image"]
 
 
 def _points(name: str, pts) -> np.ndarray:
@@ -71,6 +72,29 @@ def _check_image(image) -> np.ndarray:
     return img
 
 
+def _landmarks(landmarks) -> np.ndarray:
+    lm = _points("landmarks", landmarks)
+    if lm.shape != (5, 2):
+        raise ValueError(f"Expected five (x, y) landmarks, got shape {lm.shape}")
+    return lm
+
+
+def alignment_matrix(landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
+    """The 2x3 similarity that takes five ``landmarks`` onto the ArcFace template of a ``size`` x ``size`` crop."""
+    return estimate_similarity(_landmarks(landmarks), ARCFACE_TEMPLATE * (size / FACE_SIZE))
+
+
+def template_residual(landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
+    """Distance in pixels of the crop between each aligned landmark and its template point, shape (5,).
+
+    This is what the similarity cannot remove: head yaw and pitch, expression, face shape and detector
+    error. It is zero only for a face that is a rotated, scaled and shifted copy of the template.
+    """
+    lm = _landmarks(landmarks)
+    mapped = transform_points(alignment_matrix(lm, size=size), lm)
+    return np.linalg.norm(mapped - ARCFACE_TEMPLATE * (size / FACE_SIZE), axis=1)
+
+
 def align_face(image, landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
     """Warp ``image`` so its five ``landmarks`` land on the ArcFace template: a ``size`` x ``size`` RGB uint8 face.
 
@@ -80,11 +104,7 @@ def align_face(image, landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
     import cv2
 
     img = _check_image(image)
-    lm = _points("landmarks", landmarks)
-    if lm.shape != (5, 2):
-        raise ValueError(f"Expected five (x, y) landmarks, got shape {lm.shape}")
-    template = ARCFACE_TEMPLATE * (size / FACE_SIZE)
-    matrix = estimate_similarity(lm, template)
+    matrix = alignment_matrix(landmarks, size=size)
     return cv2.warpAffine(img, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lcefr.face.align import ARCFACE_TEMPLATE, align_face, estimate_similarity, transform_points
+from lcefr.face.align import ARCFACE_TEMPLATE, align_face, estimate_similarity, template_residual, transform_points
 
 
 def _similarity(scale, angle, tx, ty):
@@ -58,6 +58,26 @@ def test_align_undoes_a_similarity():
     back = align_face(big, transform_points(m, ARCFACE_TEMPLATE))
     inner = (slice(20, 92), slice(20, 92))
     assert np.abs(back[inner].astype(int) - face[inner].astype(int)).mean() < 40
+
+
+def test_template_residual_is_zero_for_a_posed_copy_of_the_template():
+    assert template_residual(ARCFACE_TEMPLATE).max() < 1e-9
+    posed = transform_points(_similarity(3.1, -0.7, 250.0, 40.0), ARCFACE_TEMPLATE)
+    assert template_residual(posed).max() < 1e-9
+
+
+def test_template_residual_of_a_moved_landmark():
+    """One landmark moved by d: the least-squares fit spreads the error, so 0 < every residual <= d, and
+    the result does not depend on where the face sits in the image or how large it is."""
+    d = 8.0
+    moved = ARCFACE_TEMPLATE.copy()
+    moved[2, 0] += d  # the nose, 8 px to the side (a turned head)
+    res = template_residual(moved)
+    assert res.shape == (5,) and 0 < res.max() <= d and np.sum(res ** 2) < d ** 2
+    assert res.argmax() == 2
+    np.testing.assert_allclose(template_residual(transform_points(_similarity(0.5, 1.2, 9.0, 300.0), moved)), res,
+                               atol=1e-9)
+    np.testing.assert_allclose(template_residual(moved, size=224), 2 * res, atol=1e-9)
 
 
 @pytest.mark.parametrize("image,landmarks,match", [

@@ -98,6 +98,22 @@ def test_align_cli(tmp_path):
     assert rep["several_faces"] == [{"image": "two.png", "faces": 2, "written": 1}]
     assert cv2.imread(str(out / "a" / "astronaut.jpg")).shape == (112, 112, 3)
     assert (out / "b" / "camera.png").exists() and (out / "two.png").exists()
+    # template fit: the astronaut faces the camera (worst landmark ~6 px off the template), the
+    # cameraman's head is turned (~12 px); a similarity transform cannot remove either
+    fit = {f["output"]: f for f in rep["faces"]}
+    assert set(fit) == {os.path.join("a", "astronaut.jpg"), os.path.join("b", "camera.png"), "two.png"}
+    astro_fit, camera_fit = fit[os.path.join("a", "astronaut.jpg")], fit[os.path.join("b", "camera.png")]
+    assert len(astro_fit["residual_px"]) == 5 and astro_fit["worst_residual_px"] == max(astro_fit["residual_px"])
+    assert 3.0 < astro_fit["worst_residual_px"] < 9.0 < camera_fit["worst_residual_px"] < 16.0
+    assert rep["poor_fit"] == [] and rep["max_residual_px"] is None
+    r = run("align", src, tmp_path / "strict", "--max-residual", 9, "--json")
+    strict = _json(r.stdout)
+    assert r.exit_code == 0 and strict["written"] == 2 and strict["aligned_images"] == 2
+    assert [f["output"] for f in strict["poor_fit"]] == [os.path.join("b", "camera.png")]
+    assert not (tmp_path / "strict" / "b" / "camera.png").exists()
+    assert (tmp_path / "strict" / "a" / "astronaut.jpg").exists()
+    r = run("align", src, tmp_path / "strict-text", "--max-residual", 9)
+    assert "poor fit, skipped: b/camera.png" in r.stdout.replace(os.sep, "/") and "template fit" in r.stdout
     r = run("align", src, tmp_path / "all", "--all", "--json")
     assert r.exit_code == 0 and _json(r.stdout)["written"] == 4
     assert (tmp_path / "all" / "two_0.png").exists() and (tmp_path / "all" / "two_1.png").exists()
