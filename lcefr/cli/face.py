@@ -24,25 +24,32 @@ DEFAULT_THRESHOLD_COS = 0.3
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def _detector():
+def _detector(min_face: int = 20):
     from lcefr.face.detect import DetectorUnavailableError, MTCNNDetector
 
     try:
-        return MTCNNDetector()
+        return MTCNNDetector(min_face_size=min_face)
     except DetectorUnavailableError as err:
         raise CliError(str(err)) from None
+
+
+min_face_option = click.option(
+    "--min-face", type=click.IntRange(min=12), default=20, show_default=True, metavar="PX",
+    help="Smallest face to find, in pixels. Larger values shrink the image before detection (faster when "
+         "faces are large, e.g. 60 for a webcam at arm's length).")
 
 
 class _Faces:
     """Reads images and returns aligned faces, creating the detector only when one is needed."""
 
-    def __init__(self, *, no_align: bool = False):
+    def __init__(self, *, no_align: bool = False, min_face: int = 20):
         self.no_align = no_align
+        self.min_face = min_face
         self._det = None
 
     def detector(self):
         if self._det is None:
-            self._det = _detector()
+            self._det = _detector(self.min_face)
         return self._det
 
     def one(self, path: str):
@@ -122,8 +129,9 @@ def _apply(options):
 @click.option("--max-residual", type=click.FloatRange(min=0.0, min_open=True), metavar="PX",
               help="Skip faces whose worst landmark stays more than PX pixels (of the 112x112 crop) from the "
                    "template after alignment: profiles, strong expressions, bad detections. Default: keep all.")
+@min_face_option
 @json_option
-def align(in_dir, out_dir, all_faces, max_residual, as_json):
+def align(in_dir, out_dir, all_faces, max_residual, min_face, as_json):
     """Detect and align every image under IN_DIR into 112x112 faces under OUT_DIR (same folder tree).
 
     One face per image: the largest, noted when there are several (--all writes them all). Images
@@ -151,9 +159,9 @@ def align(in_dir, out_dir, all_faces, max_residual, as_json):
     for root, dirs, files in os.walk(in_dir):
         dirs.sort()
         paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTS)]
-    faces_of = _Faces()
+    faces_of = _Faces(min_face=min_face)
     report = {"in_dir": in_dir, "out_dir": out_dir, "images": len(paths), "written": 0, "aligned_images": 0,
-              "no_face": [], "several_faces": [], "unreadable": [], "max_residual_px": max_residual,
+              "no_face": [], "several_faces": [], "unreadable": [], "max_residual_px": max_residual, "min_face_px": min_face,
               "faces": [], "poor_fit": []}
     with click.progressbar(paths, label="aligning", file=click.get_text_stream("stderr")) as bar:
         for path in bar:
@@ -389,9 +397,10 @@ def _open_window(name: str) -> None:
 @click.option("--all", "all_faces", is_flag=True, help="Identify every face in a frame (default: the largest).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames (a camera runs until q or Ctrl-C).")
 @click.option("--no-flip", is_flag=True, help="One embedding pass per face instead of the flip-test's two (faster).")
+@min_face_option
 @_apply(threshold_options)
 @json_option
-def run(model, db, source, show, out_video, all_faces, max_frames, no_flip, calibration, threshold, as_json):
+def run(model, db, source, show, out_video, all_faces, max_frames, no_flip, min_face, calibration, threshold, as_json):
     """Identify faces in a camera stream or video against a gallery, frame by frame.
 
     Per frame: MTCNN detection, alignment to the 112x112 template, embedding with MODEL (the
@@ -429,7 +438,7 @@ def run(model, db, source, show, out_video, all_faces, max_frames, no_flip, cali
     embedder = load_embedder(model)
     if embedder.embed(np.zeros((1, 112, 112, 3), np.uint8), flip=False).shape[1] != matcher.dim:
         raise CliError(f"gallery {db} holds {matcher.dim}-d embeddings, {model} gives a different size")
-    pipeline = FramePipeline(_detector(), lambda faces: embedder.embed(faces, flip=not no_flip), matcher,
+    pipeline = FramePipeline(_detector(min_face), lambda faces: embedder.embed(faces, flip=not no_flip), matcher,
                              threshold=thr, all_faces=all_faces)
     fps_in = capture.get(cv2.CAP_PROP_FPS) or 0.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not source.isdigit() else 0
@@ -485,7 +494,7 @@ def run(model, db, source, show, out_video, all_faces, max_frames, no_flip, cali
               "wall_s": elapsed, "fps": frames / elapsed if elapsed > 0 else None,
               "faces": sum(len(r) for r in per_frame), "frames_without_face": sum(1 for r in per_frame if not r),
               "frames_with_several_faces": pipeline.frames_with_several, "all_faces": all_faces,
-              "threshold_cos": thr, "threshold_from": thr_source, "flip": not no_flip,
+              "threshold_cos": thr, "threshold_from": thr_source, "flip": not no_flip, "min_face_px": min_face,
               "names": {("unknown" if k is None else k): v for k, v in sorted(names.items(), key=lambda kv: -kv[1])},
               "stages_ms": summary, "out": out_video if writer is not None else None,
               "per_frame": [[r.name for r in rows] for rows in per_frame]}

@@ -112,6 +112,10 @@ def test_align_cli(tmp_path):
     assert [f["output"] for f in strict["poor_fit"]] == [os.path.join("b", "camera.png")]
     assert not (tmp_path / "strict" / "b" / "camera.png").exists()
     assert (tmp_path / "strict" / "a" / "astronaut.jpg").exists()
+    r = run("align", src, tmp_path / "big-faces", "--min-face", 120, "--json")
+    big = _json(r.stdout)  # the cameraman's face (about 58 px) is too small now, the astronaut's (83 px) is not
+    assert r.exit_code == 0 and big["min_face_px"] == 120
+    assert os.path.join("b", "camera.png") in big["no_face"] and os.path.join("a", "astronaut.jpg") not in big["no_face"]
     r = run("align", src, tmp_path / "strict-text", "--max-residual", 9)
     assert "poor fit, skipped: b/camera.png" in r.stdout.replace(os.sep, "/") and "template fit" in r.stdout
     r = run("align", src, tmp_path / "all", "--all", "--json")

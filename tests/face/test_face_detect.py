@@ -64,3 +64,33 @@ def test_largest_face_first(detector):
     faces = detector.detect(canvas)
     assert len(faces) == 2
     assert faces[0].area > faces[1].area and faces[0].box[0] < 512
+
+
+def test_min_face_size_shrinks_the_image_and_maps_back(detector):
+    """Faces above min_face_size are still found, at the same place; smaller ones are not.
+
+    The astronaut's face is about 83 px wide and the cameraman's about 58 px, so min_face_size=40
+    leaves both at least 29 px wide after shrinking; 120 is above the cameraman's.
+    """
+    from lcefr.face.detect import MTCNNDetector
+
+    coarse = MTCNNDetector(min_face_size=40)
+    for name in ("astronaut", "camera"):
+        image = _photo(name)
+        (ref,) = detector.detect(image)
+        found = coarse.detect(image)
+        assert len(found) == 1, name
+        # in pixels of the aligned 112x112 crop: where the full-resolution transform puts the landmarks
+        matrix = estimate_similarity(ref.landmarks, ARCFACE_TEMPLATE)
+        shift = np.linalg.norm(transform_points(matrix, found[0].landmarks) - transform_points(matrix, ref.landmarks),
+                               axis=1)
+        assert shift.max() < 3.0, (name, shift)
+        assert np.abs(found[0].box - ref.box).max() < 0.1 * (ref.box[2] - ref.box[0]), name
+    assert MTCNNDetector(min_face_size=120).detect(_photo("camera")) == []
+
+
+def test_min_face_size_below_the_window_is_refused():
+    from lcefr.face.detect import MTCNNDetector
+
+    with pytest.raises(ValueError, match="at least 12"):
+        MTCNNDetector(min_face_size=8)

@@ -142,6 +142,17 @@ def test_run_writes_video_and_timing_table(tmp_path, tiny_gallery):
     capture.release()
 
 
+@pytest.mark.parametrize("min_face,found", [(40, True), (300, False)])
+def test_run_min_face(tiny_gallery, min_face, found):
+    """The video's faces are 120 px: found when searched from 40 px up, not from 300 px up."""
+    r = run("run", TINY, "--db", tiny_gallery["db"], "--source", tiny_gallery["video"], "--threshold", "0.3",
+            "--min-face", min_face, "--json")
+    assert r.exit_code == 0, r.output
+    report = _json(r.stdout)
+    assert report["min_face_px"] == min_face and report["frames"] == 2
+    assert report["frames_without_face"] == (0 if found else 2)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isfile(TRAINED), reason="trained model artifact missing")
 def test_run_identifies_generated_people_with_trained_model(tmp_path):
