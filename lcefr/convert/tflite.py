@@ -40,10 +40,10 @@ def _frozen_converter(model):
     """A TFLite converter for ``model``'s inference function with its weights frozen into the graph.
 
     ``TFLiteConverter.from_keras_model`` first exports a SavedModel, and that export traces every
-    layer's call again for Keras' own metadata. On these networks it is 5 to 8 times slower for the
-    same flatbuffer ops and the same outputs (test_binaryfacenet: 34.7 s against 4.6 s; the
-    tests compare both paths). The frozen graph has no SignatureDef, so :func:`_finish` adds the
-    one the SavedModel route would have written.
+    layer's call again for Keras' own metadata. On these networks it is 1.8 to 8.4 times slower for
+    the same flatbuffer ops and the same outputs (ir18 21.9 s against 12.2 s, binary_densenet28
+    36.2 s against 4.3 s; tests/convert/test_tflite_frozen.py compares both routes). The frozen
+    graph has no SignatureDef, so :func:`_finish` adds the one the SavedModel route would have written.
     """
     import tensorflow as tf
 
