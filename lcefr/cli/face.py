@@ -225,8 +225,9 @@ def align(in_dir, out_dir, all_faces, max_residual, min_face, as_json):
 @click.argument("image_b", type=click.Path(dir_okay=False))
 @_apply(threshold_options)
 @no_align_option
+@min_face_option
 @json_option
-def verify(model, image_a, image_b, calibration, threshold, no_align, as_json):
+def verify(model, image_a, image_b, calibration, threshold, no_align, min_face, as_json):
     """Are IMAGE_A and IMAGE_B the same person? Cosine of flip-test embeddings of MODEL vs a threshold.
 
     MODEL is a Keras backbone file, a .tflite or a registry name. The largest face of each image
@@ -234,7 +235,7 @@ def verify(model, image_a, image_b, calibration, threshold, no_align, as_json):
     (0.3) is used with a warning.
     """
     thr, thr_source = _threshold(calibration, threshold)
-    reader = _Faces(no_align=no_align)
+    reader = _Faces(no_align=no_align, min_face=min_face)
     face_a, info_a = reader.one(image_a)
     face_b, info_b = reader.one(image_b)
     emb = _embed(model, [face_a, face_b])
@@ -267,8 +268,9 @@ def gallery():
 @click.option("--model", help="Model (file or registry name). Required for the first add; later adds reuse "
                               "the gallery's model and refuse a different one.")
 @no_align_option
+@min_face_option
 @json_option
-def gallery_add(db, name, images, model, no_align, as_json):
+def gallery_add(db, name, images, model, no_align, min_face, as_json):
     """Enrol IMAGES of person NAME (one transaction: all images or none)."""
     from lcefr.face.gallery import Gallery, model_identity
 
@@ -285,7 +287,7 @@ def gallery_add(db, name, images, model, no_align, as_json):
     if meta:
         with Gallery.open(db) as g:
             g.check_model(model_id)
-    reader = _Faces(no_align=no_align)
+    reader = _Faces(no_align=no_align, min_face=min_face)
     faces, infos = zip(*[reader.one(p) for p in images])
     emb = _embed(model, list(faces))
     recorded = os.path.abspath(model) if os.path.exists(model) else model
@@ -344,8 +346,9 @@ def gallery_remove(db, name, as_json):
 @click.option("--top", default=5, show_default=True, type=click.IntRange(min=1), help="How many people to list.")
 @_apply(threshold_options)
 @no_align_option
+@min_face_option
 @json_option
-def identify(model, image, db, top, calibration, threshold, no_align, as_json):
+def identify(model, image, db, top, calibration, threshold, no_align, min_face, as_json):
     """Who in the gallery is in IMAGE? People ranked by the cosine of their closest image.
 
     The best match is reported as the identity when its cosine reaches the threshold, else
@@ -357,7 +360,7 @@ def identify(model, image, db, top, calibration, threshold, no_align, as_json):
     with Gallery.open(db) as g:
         g.check_model(model_id)
     thr, thr_source = _threshold(calibration, threshold)
-    face, info = _Faces(no_align=no_align).one(image)
+    face, info = _Faces(no_align=no_align, min_face=min_face).one(image)
     emb = _embed(model, [face])[0]
     with Gallery.open(db) as g:
         g.check_model(model_id, emb.shape[0])

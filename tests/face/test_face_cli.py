@@ -158,3 +158,22 @@ def test_synthetic_same_and_different_with_trained_model(tmp_path):
           f"{len(truth)} pairs: same pairs {100 * same_ok:.0f}% right, different pairs {100 * diff_ok:.1f}% right")
     assert same["same"] and not diff["same"]
     assert (same_ok + diff_ok) / 2 >= 0.9
+
+def test_min_face_on_verify_identify_and_gallery(tmp_path):
+    """--min-face reaches the detector of every command that reads photos: the astronaut's face
+    (about 83 px) is found from 60 px up and not from 400 px up."""
+    pytest.importorskip("mtcnn")
+    skdata = pytest.importorskip("skimage.data")
+    photo = _write(tmp_path / "astronaut.png", skdata.astronaut())
+    r = run("verify", TINY, photo, photo, "--threshold", "0.5", "--min-face", 60, "--json")
+    assert r.exit_code == 0, r.output
+    report = _json(r.stdout)
+    assert report["same"] and report["image_a"]["aligned"] == "detected"
+    assert "no face found" in _one_error(run("verify", TINY, photo, photo, "--min-face", 400))
+    db = tmp_path / "g.sqlite"
+    assert run("gallery", "add", "--db", db, "--model", TINY, "eileen", photo, "--min-face", 60).exit_code == 0
+    assert "no face found" in _one_error(run("gallery", "add", "--db", db, "--model", TINY, "x", photo,
+                                             "--min-face", 400))
+    r = run("identify", TINY, photo, "--db", db, "--threshold", "0.5", "--min-face", 60, "--json")
+    assert r.exit_code == 0 and _json(r.stdout)["identity"] == "eileen"
+    assert "no face found" in _one_error(run("identify", TINY, photo, "--db", db, "--min-face", 400))
