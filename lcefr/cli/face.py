@@ -24,7 +24,7 @@ DEFAULT_THRESHOLD_COS = 0.3
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def _detector(min_face: int = 20):
+def _detector(min_face: int):
     from lcefr.face.detect import DetectorUnavailableError, MTCNNDetector
 
     try:
@@ -42,7 +42,7 @@ min_face_option = click.option(
 class _Faces:
     """Reads images and returns aligned faces, creating the detector only when one is needed."""
 
-    def __init__(self, *, no_align: bool = False, min_face: int = 20):
+    def __init__(self, *, min_face: int, no_align: bool = False):
         self.no_align = no_align
         self.min_face = min_face
         self._det = None

@@ -79,9 +79,13 @@ def _landmarks(landmarks) -> np.ndarray:
     return lm
 
 
+def _template(size: int) -> np.ndarray:
+    return ARCFACE_TEMPLATE * (size / FACE_SIZE)
+
+
 def alignment_matrix(landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
     """The 2x3 similarity that takes five ``landmarks`` onto the ArcFace template of a ``size`` x ``size`` crop."""
-    return estimate_similarity(_landmarks(landmarks), ARCFACE_TEMPLATE * (size / FACE_SIZE))
+    return estimate_similarity(_landmarks(landmarks), _template(size))
 
 
 def template_residual(landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
@@ -92,7 +96,7 @@ def template_residual(landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
     """
     lm = _landmarks(landmarks)
     mapped = transform_points(alignment_matrix(lm, size=size), lm)
-    return np.linalg.norm(mapped - ARCFACE_TEMPLATE * (size / FACE_SIZE), axis=1)
+    return np.linalg.norm(mapped - _template(size), axis=1)
 
 
 def align_face(image, landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
