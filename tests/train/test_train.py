@@ -111,8 +111,15 @@ def test_kill_during_epoch_two_and_resume(tmp_path, val_bin):
     straight = tmp_path / "straight"
     subprocess.run(args + ["--out", str(straight)], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uninterrupted = json.loads((straight / "history.json").read_text())
-    assert abs(resumed["epochs"][-1]["loss"] - uninterrupted["epochs"][-1]["loss"]) < 0.25 * uninterrupted["epochs"][-1]["loss"]
-    assert abs(resumed["epochs"][-1]["val_val"] - uninterrupted["epochs"][-1]["val_val"]) < 0.15
+    # The optimizer's step counter came back: the schedule's lr at each epoch end is the same as without the kill.
+    assert [e["lr"] for e in resumed["epochs"]] == pytest.approx([e["lr"] for e in uninterrupted["epochs"]], rel=1e-6)
+    # The weights came back: a restart from scratch would put epoch 2's loss near epoch 1's. Measured over 11 runs of
+    # this setup (seeds 0-5, seed 0 six times): epoch 2 / epoch 1 loss is 0.40-0.56.
+    assert resumed["epochs"][1]["loss"] < 0.75 * at_kill["epochs"][0]["loss"]
+    # Training on CPU threads is not bit-reproducible: six uninterrupted runs with the same seed end at loss 7.6-9.5
+    # and val accuracy 0.625-0.75 on these 40 pairs (one pair is 0.025). The tolerances are set above that spread.
+    assert abs(resumed["epochs"][-1]["loss"] - uninterrupted["epochs"][-1]["loss"]) < 0.4 * uninterrupted["epochs"][-1]["loss"]
+    assert abs(resumed["epochs"][-1]["val_val"] - uninterrupted["epochs"][-1]["val_val"]) <= 0.25
 
 
 def _free_ports(n):
