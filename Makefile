@@ -217,5 +217,5 @@ build/models/%.onnx:
 
 jetson-microbench: install
 	@test -n "$(JETSON)" || { echo 'usage: make jetson-microbench JETSON="user@host ..." [JETSON_PORT=22] [JETSON_KEY=path] [MICROBENCH_ARGS="--figures 4 --modes plugin-fp32,conv-fp16,conv-int8"]' >&2; exit 2; }
-	$(BIN)/python jetson/trt/microbench.py --remote "$(JETSON)" --port $(JETSON_PORT) --reports $(REPORTS) \
+	$(BIN)/python -m lcefr.trt.microbench --remote "$(JETSON)" --port $(JETSON_PORT) --reports $(REPORTS) \
 		$(if $(JETSON_KEY),--key "$(JETSON_KEY)") $(MICROBENCH_ARGS)

@@ -1,4 +1,4 @@
-"""``lcefr trt build`` and ``lcefr trt run``: TensorRT engines of onnx-binary graphs (lcefr.trt)."""
+"""``lcefr trt build`` and ``lcefr trt run``: TensorRT engines of onnx-binary graphs (lcefr.trt.engine)."""
 from __future__ import annotations
 
 import functools
@@ -19,7 +19,7 @@ def _environment_errors(fn):
     """TensorRT / CUDA bindings missing and TensorRT failures: one line on stderr, exit 2."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from lcefr.trt import CudaBindingsMissing, EngineBuildError, TensorRTMissing
+        from lcefr.trt.engine import CudaBindingsMissing, EngineBuildError, TensorRTMissing
 
         try:
             return fn(*args, **kwargs)
@@ -49,7 +49,7 @@ def trt():
 @_environment_errors
 def build(onnx_path, output, fp16, workspace_mb, batch, plugin, as_json):
     """Build a TensorRT engine from ONNX and write it to OUTPUT."""
-    from lcefr.trt import build_engine
+    from lcefr.trt.engine import build_engine
 
     result = build_engine(onnx_path, output, fp16=fp16, plugin=plugin, workspace_mb=workspace_mb, batch=batch)
     if as_json:
@@ -69,7 +69,7 @@ def build(onnx_path, output, fp16, workspace_mb, batch, plugin, as_json):
 @_environment_errors
 def run(engine_path, runs, warmup, plugin, as_json):
     """Time ENGINE on random inputs: latency (mean, median, p90, min) and FPS (1000 / median)."""
-    from lcefr.trt import run_engine
+    from lcefr.trt.engine import run_engine
 
     result = run_engine(engine_path, runs=runs, warmup=warmup, plugin=plugin)
     if as_json:

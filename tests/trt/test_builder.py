@@ -1,4 +1,4 @@
-"""lcefr.trt and ``lcefr trt`` against a fake ``tensorrt`` module that records the API calls.
+"""lcefr.trt.engine and ``lcefr trt`` against a fake ``tensorrt`` module that records the API calls.
 
 No TensorRT here: the fake checks the order of the builder calls on the 8.2 and 10.x API shapes
 (explicit-batch flag, workspace API, FP16 flag, optimization profile), parser-error reporting, the
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lcefr import trt as lt
+from lcefr.trt import engine as lt
 from lcefr.cli.trt import trt as trt_group
 
 

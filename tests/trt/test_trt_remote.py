@@ -1,4 +1,4 @@
-"""TensorRT on the board (lcefr.bench.trt_remote, ``lcefr bench --trt-onnx``, jetson/trt/microbench.py).
+"""TensorRT on the board (lcefr.bench.trt_remote, ``lcefr bench --trt-onnx``, lcefr.trt.microbench).
 
 No TensorRT or GPU here. Covered: the trtexec/probe parsers on hand-written fixtures in the
 documented formats (tests/fixtures/trt/README.md); against the loopback sshd, the whole remote
@@ -7,7 +7,6 @@ rows, build failure, trtexec crash, timeout) and, with nothing stubbed, ``lcefr 
 --trt-onnx`` on this x86 host (TensorRT missing -> failed GPU rows next to ok .tflite rows, exit 1);
 the microbench's ONNX graphs (checker; BinaryConv2d on onnxruntime == numpy +-1 convolution).
 """
-import importlib.util
 import json
 import os
 import stat
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from lcefr.bench import trt_remote as tr
+from lcefr.trt import microbench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "trt")
@@ -26,15 +26,6 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures", "trt")
 def _fixture(name):
     with open(os.path.join(FIXTURES, name)) as f:
         return f.read()
-
-
-def _microbench():
-    if "lcefr_microbench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("lcefr_microbench", os.path.join(ROOT, "jetson", "trt", "microbench.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["lcefr_microbench"]
 
 
 # ---------------------------------------------------------------- parsers
@@ -107,7 +98,7 @@ def test_parse_probe_trt10_defines_dpkg_fallback_and_problems():
 
 
 def test_model_jobs_rows_and_sources(tmp_path):
-    mb = _microbench()
+    mb = microbench
     case = mb.Case(mb.ConvLayer(1, 3, 8, 3, 1, 6), 1, 6)
     path = tmp_path / "m.onnx"
     path.write_bytes(mb.binary_graph(case))
@@ -138,7 +129,7 @@ def test_dynamic_batch_gets_shapes(tmp_path):
 
 
 def test_microbench_layer_table_matches_ir18():
-    mb = _microbench()
+    mb = microbench
     layers = mb.IR18_CONVS
     assert len(layers) == 21
     assert layers[0] == mb.ConvLayer(1, 3, 64, 3, 1, 112)
@@ -162,7 +153,7 @@ def test_microbench_graphs(layer, size):
     pytest.importorskip("onnxruntime_extensions")
     from lcefr.convert.onnx_binary import onnx_binary_runner
 
-    mb = _microbench()
+    mb = microbench
     case = mb.Case(mb.ConvLayer(*layer, size), 2, size)
     conv = onnx.load_from_string(mb.conv_graph(case))
     onnx.checker.check_model(conv, full_check=True)
@@ -185,7 +176,7 @@ def test_microbench_graphs(layer, size):
 
 
 def test_microbench_dry_run_writes_graphs(tmp_path, capsys):
-    mb = _microbench()
+    mb = microbench
     assert mb.main(["--dry-run", "--figures", "5", "--modes", "plugin-fp32,conv-int8", "--onnx-dir", str(tmp_path)]) == 0
     files = sorted(os.listdir(tmp_path))
     assert "l18_b1_h14.bconv.onnx" in files and "l18_b1_h14.conv.onnx" in files
@@ -246,7 +237,7 @@ def _target(sshd):
 
 
 def _graphs(tmp_path, *names):
-    mb = _microbench()
+    mb = microbench
     case = mb.Case(mb.ConvLayer(1, 32, 8, 3, 1, 8), 1, 8)
     paths = []
     for name in names:

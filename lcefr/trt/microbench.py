@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Single-layer microbenchmark on a board: the BinaryConv2d plugin vs TensorRT's own convolution
-(``make jetson-microbench JETSON=user@host``; runs on the workstation, times on the board over SSH).
+(``make jetson-microbench JETSON=user@host`` or ``python -m lcefr.trt.microbench``; runs on the workstation, times on the board over SSH).
 
 For the layer shapes of seed 000 (EffBin, Roy et al. 2025), Fig. 4-7, it writes two ONNX graphs
 per shape, ``<case>.bconv.onnx`` (one ``BinaryConv2d`` node, the plugin's contract, empty domain)
@@ -376,5 +376,4 @@ def _bench(hosts, args, run, skipped, modes, paths) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     sys.exit(main())

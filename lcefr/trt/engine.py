@@ -63,7 +63,7 @@ def default_plugin() -> Optional[Path]:
     env = os.environ.get(PLUGIN_ENV)
     if env:
         return Path(env)
-    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
         candidate = root / DEFAULT_PLUGIN
         if candidate.is_file():
             return candidate
