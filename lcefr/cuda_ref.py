@@ -30,6 +30,12 @@ import numpy as np
 
 __all__ = [
     "PATHS",
+    "Params",
+    "REFERENCE_CASES",
+    "bconv2d_packed",
+    "case_id",
+    "case_inputs",
+    "make_params",
     "bconv2d",
     "build_library",
     "library_path",
@@ -55,7 +61,9 @@ _lock = threading.Lock()
 _lib = None
 
 
-class _Params(ctypes.Structure):
+class Params(ctypes.Structure):
+    """``lcefr_bconv_params`` of ``bconv_api.h`` (shared by the CPU reference and the CUDA library)."""
+
     _fields_ = [
         (name, ctypes.c_int32)
         for name in (
@@ -130,7 +138,7 @@ def _load():
     with _lock:
         if _lib is None:
             lib = ctypes.CDLL(str(build_library()))
-            i32, f32, p = ctypes.c_int, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(_Params)
+            i32, f32, p = ctypes.c_int, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(Params)
             ip = ctypes.POINTER(ctypes.c_int32)
             lib.lcefr_ref_abi_version.restype = i32
             lib.lcefr_ref_strerror.restype = ctypes.c_char_p
@@ -214,8 +222,9 @@ def unpack_bits(packed, channels: int) -> np.ndarray:
     return (1 - 2 * bits).astype(np.int8)
 
 
-def _params(x_shape, layout, *, in_channels, out_channels, kernel_shape, strides, pads, group,
-            pad_value, out_layout) -> _Params:
+def make_params(x_shape, layout, *, in_channels, out_channels, kernel_shape, strides, pads, group,
+            pad_value, out_layout) -> Params:
+    """Validated :class:`Params` of one convolution of an input of ``x_shape`` in ``layout``."""
     if layout == "NCHW":
         n, c, h, w = x_shape
     else:
@@ -239,7 +248,7 @@ def _params(x_shape, layout, *, in_channels, out_channels, kernel_shape, strides
     kh, kw = kernel_shape
     if h + pads[0] + pads[2] < kh or w + pads[1] + pads[3] < kw:
         raise ValueError(f"kernel {kh}x{kw} larger than the padded {h}x{w} input (pads {pads})")
-    p = _Params(
+    p = Params(
         batch=n, in_h=h, in_w=w, in_c=c, out_c=out_channels, kernel_h=kh, kernel_w=kw,
         stride_h=strides[0], stride_w=strides[1], pad_top=pads[0], pad_left=pads[1],
         pad_bottom=pads[2], pad_right=pads[3], groups=group, pad_value=int(pad_value),
@@ -325,29 +334,44 @@ def bconv2d(x, w_packed, *, in_channels, kernel_shape=None, strides=(1, 1), pads
             f"kernel {kh}x{kw}, in_channels={c}, group={group}; got {w_packed.shape}"
         )
     o = w_packed.shape[0]
-    p = _params(x.shape, layout, in_channels=c, out_channels=o, kernel_shape=(kh, kw),
+    p = make_params(x.shape, layout, in_channels=c, out_channels=o, kernel_shape=(kh, kw),
                 strides=(sh, sw), pads=pads, group=group, pad_value=pad_value, out_layout=layout)
     multiplier = _vector(multiplier, o, "multiplier")
     bias = _vector(bias, o, "bias")
     adabin_scale = _vector(adabin_scale, o, "adabin_scale")
 
-    lib = _load()
     x_packed = pack_activations(x, layout)
+    out_kind = "acc" if return_acc else "packed" if return_packed else "float"
+    result = bconv2d_packed(p, x_packed, w_packed, multiplier=multiplier, bias=bias,
+                            adabin_scale=adabin_scale, output=out_kind, path=path)
+    if return_acc and code == 1:
+        return np.ascontiguousarray(result.transpose(0, 3, 1, 2))
+    return result
+
+
+def bconv2d_packed(p: Params, x_packed, w_packed, *, multiplier=None, bias=None, adabin_scale=None,
+                   output="float", path="popc") -> np.ndarray:
+    """``lcefr_ref_bconv2d`` on packed operands, as the CUDA launcher takes them.
+
+    ``output`` is "float" (in ``p.out_layout``), "packed" (int32 ``[N,OH,OW,ceil(O/32)]``) or
+    "acc" (int32 ``[N,OH,OW,O]``). The vectors are float32 ``[O]`` or None.
+    """
+    if output not in ("float", "packed", "acc"):
+        raise ValueError(f"output must be 'float', 'packed' or 'acc', got {output!r}")
+    o = p.out_c
     shape = (p.batch, p.out_h, p.out_w, o)
-    acc = np.empty(shape, np.int32) if return_acc else None
+    acc = np.empty(shape, np.int32) if output == "acc" else None
+    packed = np.empty((p.batch, p.out_h, p.out_w, p.out_words), np.int32) if output == "packed" else None
     out = None
-    packed = np.empty((p.batch, p.out_h, p.out_w, p.out_words), np.int32) if return_packed else None
-    if not return_acc and not return_packed:
-        out = np.empty(shape if code == 0 else (p.batch, o, p.out_h, p.out_w), np.float32)
-    _check(lib.lcefr_ref_bconv2d(
-        ctypes.byref(p), _iptr(x_packed), _iptr(w_packed), _fptr(multiplier), _fptr(bias),
-        _fptr(adabin_scale), _iptr(acc), _fptr(out), _iptr(packed), PATHS[path],
+    if output == "float":
+        out = np.empty(shape if p.out_layout == 0 else (p.batch, o, p.out_h, p.out_w), np.float32)
+    _check(_load().lcefr_ref_bconv2d(
+        ctypes.byref(p), _iptr(np.ascontiguousarray(x_packed, np.int32)),
+        _iptr(np.ascontiguousarray(w_packed, np.int32)), _fptr(_vector(multiplier, o, "multiplier")),
+        _fptr(_vector(bias, o, "bias")), _fptr(_vector(adabin_scale, o, "adabin_scale")),
+        _iptr(acc), _fptr(out), _iptr(packed), PATHS[path],
     ))
-    if return_acc:
-        return acc if code == 0 else np.ascontiguousarray(acc.transpose(0, 3, 1, 2))
-    if return_packed:
-        return packed
-    return out
+    return acc if output == "acc" else packed if output == "packed" else out
 
 
 def select_path(*, cc: tuple[int, int], in_channels: int, out_channels: int, group: int = 1,
@@ -355,7 +379,67 @@ def select_path(*, cc: tuple[int, int], in_channels: int, out_channels: int, gro
     """The kernel path the CUDA launcher takes on compute capability ``cc`` (None: not possible)."""
     if requested not in PATHS:
         raise ValueError(f"requested must be one of {sorted(PATHS)}, got {requested!r}")
-    p = _params((1, in_channels, 1, 1), "NCHW", in_channels=in_channels, out_channels=out_channels,
+    p = make_params((1, in_channels, 1, 1), "NCHW", in_channels=in_channels, out_channels=out_channels,
                 kernel_shape=(1, 1), strides=(1, 1), pads=(0, 0, 0, 0), group=group, pad_value=1,
                 out_layout="NCHW")
     return _PATH_NAMES.get(_load().lcefr_ref_select_path(ctypes.byref(p), cc[0], cc[1], PATHS[requested]))
+
+
+def _reference_cases():
+    cases = []
+    kernels = [((1, 1), (0, 0, 0, 0)), ((3, 3), (1, 1, 1, 1)), ((5, 5), (2, 1, 0, 2)),
+               ((1, 3), (0, 1, 0, 2))]
+    for i, c in enumerate([1, 3, 31, 32, 33, 63, 64, 96]):
+        for j, (k, pads) in enumerate(kernels):
+            s = 1 + (i + j) % 2
+            cases.append((1 + j % 2, c, 7 + i % 3, 6 + j, 5 + 11 * (i % 3), k, (s, s), pads,
+                          1, (i + j // 2) % 2, "NCHW" if (i + j) % 3 else "NHWC"))
+    cases += [
+        # groups, 32 and 64 input channels per group
+        (2, 64, 6, 6, 32, (3, 3), (1, 1), (1, 1, 1, 1), 2, 1, "NCHW"),
+        (2, 64, 6, 6, 32, (3, 3), (1, 1), (1, 1, 1, 1), 2, 0, "NHWC"),
+        (1, 128, 7, 5, 64, (3, 3), (2, 2), (0, 1, 2, 1), 4, 0, "NCHW"),
+        (1, 128, 7, 5, 8, (3, 3), (2, 2), (0, 1, 2, 1), 4, 1, "NHWC"),
+        (1, 256, 5, 5, 64, (1, 1), (1, 1), (0, 0, 0, 0), 4, 1, "NCHW"),
+        (3, 128, 6, 7, 128, (5, 5), (1, 2), (2, 2, 2, 2), 2, 0, "NCHW"),
+        (1, 256, 4, 4, 96, (1, 3), (1, 1), (0, 1, 0, 1), 2, 1, "NHWC"),
+        (1, 128, 5, 6, 128, (3, 3), (1, 1), (1, 0, 1, 0), 128 // 32, 0, "NCHW"),
+        # depthwise-like: one 32-channel word per group
+        (1, 96, 5, 5, 96, (3, 3), (1, 1), (1, 1, 1, 1), 3, 1, "NCHW"),
+        # more than one word per tap, tails, asymmetric pads larger than the kernel reach
+        (2, 100, 5, 4, 40, (3, 3), (1, 1), (2, 0, 0, 2), 1, 0, "NCHW"),
+        (2, 100, 5, 4, 40, (3, 3), (1, 1), (2, 0, 0, 2), 1, 1, "NHWC"),
+        (1, 200, 3, 3, 33, (3, 3), (1, 1), (1, 1, 1, 1), 1, 0, "NCHW"),
+        (1, 130, 4, 6, 7, (2, 3), (2, 1), (1, 0, 0, 1), 1, 1, "NCHW"),
+        # kernel as large as the padded input, stride larger than the kernel
+        (1, 16, 3, 3, 4, (5, 5), (1, 1), (1, 1, 1, 1), 1, 0, "NCHW"),
+        (2, 40, 9, 9, 6, (1, 1), (3, 3), (0, 0, 0, 0), 1, 1, "NHWC"),
+        (1, 48, 8, 8, 20, (3, 3), (2, 2), (0, 0, 1, 1), 1, 0, "NCHW"),
+        # a 112x112-face-like stem row, batch 4
+        (4, 3, 12, 12, 16, (3, 3), (2, 2), (1, 1, 1, 1), 1, 1, "NCHW"),
+        (4, 64, 6, 6, 64, (3, 3), (1, 1), (1, 1, 1, 1), 1, 0, "NCHW"),
+    ]
+    return tuple(cases)
+
+
+#: The shape table every kernel path is checked on (the CPU tests and the GPU check):
+#: ``(n, c, h, w, o, (kh, kw), (sh, sw), (top, left, bottom, right), group, pad_value, layout)``.
+REFERENCE_CASES = _reference_cases()
+
+
+def case_id(case) -> str:
+    """A short unique name of a :data:`REFERENCE_CASES` row."""
+    n, c, h, w, o, (kh, kw), (sh, sw), pads, group, pad_value, layout = case
+    return (f"n{n}c{c}_{h}x{w}o{o}_k{kh}x{kw}s{sh}x{sw}_p{''.join(map(str, pads))}"
+            f"_g{group}_pv{pad_value}_{layout}")
+
+
+def case_inputs(case, seed: int = 0):
+    """Float activations (in the case's layout, every 7th value 0.0) and a Keras kernel."""
+    n, c, h, w, o, (kh, kw), _, _, group, _, layout = case
+    rng = np.random.default_rng(seed + c * 7 + o)
+    shape = (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[::7] = 0.0  # zeros binarize to +1
+    w_keras = rng.standard_normal((kh, kw, c // group, o)).astype(np.float32)
+    return x, w_keras

@@ -56,56 +56,9 @@ def to_layout(a_nhwc, layout):
 
 # ---- the shape table ----------------------------------------------------------------------------
 
-# (n, c, h, w, o, (kh, kw), (sh, sw), (top, left, bottom, right), group, pad_value, layout)
-CASES = []
-_KERNELS = [((1, 1), (0, 0, 0, 0)), ((3, 3), (1, 1, 1, 1)), ((5, 5), (2, 1, 0, 2)),
-            ((1, 3), (0, 1, 0, 2))]
-for _i, _c in enumerate([1, 3, 31, 32, 33, 63, 64, 96]):
-    for _j, (_k, _pads) in enumerate(_KERNELS):
-        _s = 1 + (_i + _j) % 2
-        CASES.append((1 + _j % 2, _c, 7 + _i % 3, 6 + _j, 5 + 11 * (_i % 3), _k, (_s, _s), _pads,
-                      1, (_i + _j // 2) % 2, "NCHW" if (_i + _j) % 3 else "NHWC"))
-CASES += [
-    # groups, 32 and 64 input channels per group
-    (2, 64, 6, 6, 32, (3, 3), (1, 1), (1, 1, 1, 1), 2, 1, "NCHW"),
-    (2, 64, 6, 6, 32, (3, 3), (1, 1), (1, 1, 1, 1), 2, 0, "NHWC"),
-    (1, 128, 7, 5, 64, (3, 3), (2, 2), (0, 1, 2, 1), 4, 0, "NCHW"),
-    (1, 128, 7, 5, 8, (3, 3), (2, 2), (0, 1, 2, 1), 4, 1, "NHWC"),
-    (1, 256, 5, 5, 64, (1, 1), (1, 1), (0, 0, 0, 0), 4, 1, "NCHW"),
-    (3, 128, 6, 7, 128, (5, 5), (1, 2), (2, 2, 2, 2), 2, 0, "NCHW"),
-    (1, 256, 4, 4, 96, (1, 3), (1, 1), (0, 1, 0, 1), 2, 1, "NHWC"),
-    (1, 128, 5, 6, 128, (3, 3), (1, 1), (1, 0, 1, 0), 128 // 32, 0, "NCHW"),
-    # depthwise-like: one 32-channel word per group
-    (1, 96, 5, 5, 96, (3, 3), (1, 1), (1, 1, 1, 1), 3, 1, "NCHW"),
-    # more than one word per tap, tails, asymmetric pads larger than the kernel reach
-    (2, 100, 5, 4, 40, (3, 3), (1, 1), (2, 0, 0, 2), 1, 0, "NCHW"),
-    (2, 100, 5, 4, 40, (3, 3), (1, 1), (2, 0, 0, 2), 1, 1, "NHWC"),
-    (1, 200, 3, 3, 33, (3, 3), (1, 1), (1, 1, 1, 1), 1, 0, "NCHW"),
-    (1, 130, 4, 6, 7, (2, 3), (2, 1), (1, 0, 0, 1), 1, 1, "NCHW"),
-    # kernel as large as the padded input, stride larger than the kernel
-    (1, 16, 3, 3, 4, (5, 5), (1, 1), (1, 1, 1, 1), 1, 0, "NCHW"),
-    (2, 40, 9, 9, 6, (1, 1), (3, 3), (0, 0, 0, 0), 1, 1, "NHWC"),
-    (1, 48, 8, 8, 20, (3, 3), (2, 2), (0, 0, 1, 1), 1, 0, "NCHW"),
-    # a 112x112-face-like stem row, batch 4
-    (4, 3, 12, 12, 16, (3, 3), (2, 2), (1, 1, 1, 1), 1, 1, "NCHW"),
-    (4, 64, 6, 6, 64, (3, 3), (1, 1), (1, 1, 1, 1), 1, 0, "NCHW"),
-]
-
-
-def _case_id(case):
-    n, c, h, w, o, (kh, kw), (sh, sw), pads, group, pad_value, layout = case
-    return (f"n{n}c{c}_{h}x{w}o{o}_k{kh}x{kw}s{sh}x{sw}_p{''.join(map(str, pads))}"
-            f"_g{group}_pv{pad_value}_{layout}")
-
-
-def _make(case, seed=0):
-    n, c, h, w, o, (kh, kw), _, _, group, _, layout = case
-    rng = np.random.default_rng(seed + c * 7 + o)
-    shape = (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
-    x = rng.standard_normal(shape).astype(np.float32)
-    x.flat[::7] = 0.0  # zeros binarize to +1
-    w_keras = rng.standard_normal((kh, kw, c // group, o)).astype(np.float32)
-    return x, w_keras
+CASES = cuda_ref.REFERENCE_CASES
+_case_id = cuda_ref.case_id
+_make = cuda_ref.case_inputs
 
 
 def _kwargs(case):
