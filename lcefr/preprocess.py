@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FACE_SIZE", "MEAN", "SCALE", "preprocess", "deprocess"]
+__all__ = ["FACE_SIZE", "ARCFACE_TEMPLATE", "MEAN", "SCALE", "preprocess", "deprocess"]
 
 FACE_SIZE = 112
+#: insightface ``arcface_dst``: image-left eye, image-right eye, nose tip, left and right mouth corner.
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
 MEAN = 127.5
 SCALE = 127.5
 

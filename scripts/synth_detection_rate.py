@@ -18,7 +18,8 @@ from importlib.metadata import version
 import lcefr  # selects tf-keras before TensorFlow is imported
 import numpy as np
 
-from lcefr.data.synth import ARCFACE_TEMPLATE, image_rng, identity_rng, render_face, synth_identity
+from lcefr.data.synth import image_rng, identity_rng, render_face, synth_identity
+from lcefr.preprocess import ARCFACE_TEMPLATE
 
 _KEYS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 

@@ -12,11 +12,10 @@ import os
 
 import numpy as np
 
-from lcefr.data.synth import ARCFACE_TEMPLATE
-from lcefr.preprocess import FACE_SIZE
+from lcefr.preprocess import ARCFACE_TEMPLATE, FACE_SIZE
 
-__all__ = ["ARCFACE_TEMPLATE", "estimate_similarity", "transform_points", "alignment_matrix", "template_residual",
-           "align_face", "is_aligned_face", "read_image"]
+__all__ = ["estimate_similarity", "transform_points", "alignment_matrix", "template_residual", "align_face",
+           "is_aligned_face", "read_image"]
 
 
 def _points(name: str, pts) -> np.ndarray:

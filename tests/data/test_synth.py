@@ -7,7 +7,6 @@ import pytest
 
 from lcefr.data.images import list_images, read_face
 from lcefr.data.synth import (
-    ARCFACE_TEMPLATE,
     IdentityParams,
     identity_rng,
     image_rng,
@@ -16,6 +15,7 @@ from lcefr.data.synth import (
     synth_faces,
     synth_identity,
 )
+from lcefr.preprocess import ARCFACE_TEMPLATE
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from lcefr.face.align import ARCFACE_TEMPLATE, align_face, estimate_similarity, template_residual, transform_points
+from lcefr.face.align import align_face, estimate_similarity, template_residual, transform_points
+from lcefr.preprocess import ARCFACE_TEMPLATE
 
 
 def _similarity(scale, angle, tx, ty):

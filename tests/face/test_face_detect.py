@@ -5,7 +5,8 @@ import pytest
 pytest.importorskip("mtcnn")
 skdata = pytest.importorskip("skimage.data")
 
-from lcefr.face.align import ARCFACE_TEMPLATE, align_face, estimate_similarity, transform_points  # noqa: E402
+from lcefr.face.align import align_face, estimate_similarity, transform_points  # noqa: E402
+from lcefr.preprocess import ARCFACE_TEMPLATE  # noqa: E402
 
 
 @pytest.fixture(scope="module")

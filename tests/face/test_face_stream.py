@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from cli_helpers import json_output as _json, one_error as _one_error, run
+from lcefr.data.synth import identity_rng, image_rng, render_face, synth_faces, synth_identity
+from lcefr.face.detect import Face
 from lcefr.face.stream import STAGES, FramePipeline, Matcher, StageTimes, open_video, synthetic_video
+from lcefr.preprocess import ARCFACE_TEMPLATE
 
 TRAINED = os.path.join(os.path.dirname(__file__), "..", "..", "models", "trained", "quicknet_small-synth.tflite")
 TINY = "test_quicknet"
@@ -55,9 +58,6 @@ class _Boxes:
 
 
 def test_pipeline_largest_face_or_all_and_threshold():
-    from lcefr.data.synth import ARCFACE_TEMPLATE
-    from lcefr.face.detect import Face
-
     big = Face(box=np.array([0, 0, 112, 112.0]), score=0.99, landmarks=ARCFACE_TEMPLATE.copy())
     small = Face(box=np.array([0, 0, 56, 56.0]), score=0.98, landmarks=ARCFACE_TEMPLATE / 2)
     matcher = Matcher(["alice"], np.array([[1.0, 0.0]], np.float32))
@@ -99,8 +99,6 @@ def test_synthetic_video_round_trip(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_gallery(tmp_path_factory):
-    from lcefr.data.synth import synth_faces
-
     d = tmp_path_factory.mktemp("tiny")
     paths = []
     for i, face in enumerate(synth_faces(2, seed=4)):
@@ -158,8 +156,6 @@ def test_run_min_face(tiny_gallery, min_face, found):
 def test_run_identifies_generated_people_with_trained_model(tmp_path):
     """Acceptance: a video of generated faces, a gallery of the same people (other images), the
     study-trained quicknet_small (LCE .tflite): annotated video, stage table, and the names."""
-    from lcefr.data.synth import identity_rng, image_rng, render_face, synth_identity
-
     people = [0, 1, 2]
     for i in people:
         person = synth_identity(identity_rng(21, i))

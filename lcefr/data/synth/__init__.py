@@ -25,7 +25,6 @@ The package: :mod:`.identity` (identity sampling), :mod:`.canvas` (drawing primi
 """
 from lcefr.data.synth.datasets import synth_dataset, synth_faces
 from lcefr.data.synth.identity import (
-    ARCFACE_TEMPLATE,
     BEARD_STYLES,
     GLASSES_STYLES,
     HAIR_STYLES,
@@ -40,7 +39,6 @@ from lcefr.data.synth.identity import (
 from lcefr.data.synth.render import render_face
 
 __all__ = [
-    "ARCFACE_TEMPLATE",
     "HAIR_STYLES",
     "BEARD_STYLES",
     "GLASSES_STYLES",

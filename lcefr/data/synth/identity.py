@@ -10,8 +10,9 @@ from typing import Tuple
 
 import numpy as np
 
+from lcefr.preprocess import ARCFACE_TEMPLATE
+
 __all__ = [
-    "ARCFACE_TEMPLATE",
     "HAIR_STYLES",
     "BEARD_STYLES",
     "GLASSES_STYLES",
@@ -23,12 +24,6 @@ __all__ = [
     "lookalike_identity",
     "lookalike_pair_identity",
 ]
-
-#: insightface ``arcface_dst``: image-left eye, image-right eye, nose tip, left and right mouth corner.
-ARCFACE_TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float64,
-)
 
 RGB = Tuple[float, float, float]
 
