@@ -1,9 +1,11 @@
 """Small file helpers shared by commands that write results."""
 from __future__ import annotations
 
+import json
 import os
+from typing import Dict, Optional
 
-__all__ = ["write_atomic"]
+__all__ = ["write_atomic", "read_history"]
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -18,3 +20,13 @@ def write_atomic(path: str, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def read_history(out_dir: str) -> Optional[Dict]:
+    """The ``history.json`` of the run folder ``out_dir`` (written by ``lcefr train`` and ``lcefr personal train``),
+    or ``None`` when the run has not finished an epoch yet."""
+    path = os.path.join(out_dir, "history.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

@@ -48,9 +48,9 @@ def main(argv=None) -> int:
     from lcefr.data.binset import read_bin
     from lcefr.data.images import read_face
     from lcefr.data.pairs import synthetic_bin
+    from lcefr.data.synth import synthetic_folder
     from lcefr.quantize.qat import (QuantData, export_int8, keras_runner, load_teacher, packed_size,
                                     quantization_aware_training, verification_accuracy)
-    from lcefr.train.fit import synthetic_folder
 
     build = os.path.join(ROOT, "build")
     bin_path = os.path.join(build, f"heldout-seed0-{args.pairs}.bin")

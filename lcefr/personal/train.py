@@ -18,15 +18,14 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from lcefr.fileio import write_atomic
+from lcefr.fileio import read_history, write_atomic
 from lcefr.preprocess import preprocess
-from lcefr.train.fit import read_history
 from lcefr.personal.hypernet import META_FILE, WEIGHTS_FILE, build_hgen, read_meta
 from lcefr.personal.sampling import IdentitySampler, alpha_norm_at, batch_identities_at, kmeans
 from lcefr.personal.verifier import VerifierSpec, count_macs, count_params, score_logits
 
 __all__ = ["PersonalConfig", "TrainingData", "prepare_data", "train_hypernet", "weighted_bce", "bce_weight_for",
-           "train_direct", "read_history", "load_images", "build_direct", "theta_from_direct"]
+           "train_direct", "load_images", "build_direct", "theta_from_direct"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from lcefr.data.synth import synthetic_folder
 from lcefr.preprocess import preprocess
 
 __all__ = ["LOSSES", "QuantData", "QATResult", "load_teacher", "load_quant_data", "quantization_aware_training",
@@ -87,8 +88,6 @@ def load_quant_data(data: str, *, images: Optional[int] = None, seed: int = 0,
     if images is not None and images < 2:
         raise ValueError(f"--images must be at least 2, got {images}")
     if data == "synthetic":
-        from lcefr.train.fit import synthetic_folder
-
         root = synthetic_folder(identities=synth_identities, per_identity=synth_per_identity, seed=seed)
     else:
         if not os.path.exists(data):

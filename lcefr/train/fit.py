@@ -16,29 +16,11 @@ import time
 from dataclasses import asdict
 from typing import Callable, Dict, List, Optional, Tuple
 
-
-from lcefr.fileio import write_atomic
+from lcefr.data.synth import synthetic_folder
+from lcefr.fileio import read_history, write_atomic
 from lcefr.train.config import TrainConfig, config_to_yaml
 
-__all__ = ["prepare", "run_training", "TrainingPlan", "WarmupCosine", "make_optimizer", "synthetic_folder", "copy_matching_weights"]
-
-
-def synthetic_folder(*, identities: int, per_identity: int, seed: int, progress=None, lookalikes: bool = False) -> str:
-    """The generated training set for ``(seed, identities, per_identity, lookalikes)``, rendered once into a cache.
-
-    The cache lives in ``$LCEFR_CACHE`` (default ``~/.cache/lcefr``); a ``complete`` marker is written
-    last, so an interrupted render is redone.
-    """
-    from lcefr.data.synth import synth_dataset
-
-    root = os.environ.get("LCEFR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lcefr")
-    folder = os.path.join(root, "synth", f"seed{seed}-{identities}x{per_identity}" + ("-lookalikes" if lookalikes else ""))
-    marker = os.path.join(folder, "complete")
-    if not os.path.exists(marker):
-        synth_dataset(folder, identities=identities, per_identity=per_identity, seed=seed, progress=progress,
-                      lookalikes=lookalikes)
-        write_atomic(marker, b"ok\n")
-    return folder
+__all__ = ["prepare", "run_training", "TrainingPlan", "WarmupCosine", "make_optimizer", "copy_matching_weights"]
 
 
 class TrainingPlan:
@@ -388,14 +370,6 @@ def worker_role() -> Tuple[bool, int]:
     kind, index = task.get("type", "worker"), int(task.get("index", 0))
     has_chief = "chief" in (cfg.get("cluster") or {})
     return (kind == "chief") or (kind == "worker" and index == 0 and not has_chief), index
-
-
-def read_history(out_dir: str) -> Optional[Dict]:
-    path = os.path.join(out_dir, "history.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
 
 
 def run_training(config: TrainConfig, out_dir: str, *, plan: Optional[TrainingPlan] = None, verbose: int = 1,

@@ -21,9 +21,9 @@ identically on its own and the same seed gives byte-identical files.
 
 The package: :mod:`.identity` (identity sampling), :mod:`.canvas` (drawing primitives),
 :mod:`.parts` (face parts and scene pieces), :mod:`.render` (:func:`render_face`) and
-:mod:`.datasets` (:func:`synth_faces`, :func:`synth_dataset`).
+:mod:`.datasets` (:func:`synth_faces`, :func:`synth_dataset`, :func:`synthetic_folder`).
 """
-from lcefr.data.synth.datasets import synth_dataset, synth_faces
+from lcefr.data.synth.datasets import synth_dataset, synth_faces, synthetic_folder
 from lcefr.data.synth.identity import (
     BEARD_STYLES,
     GLASSES_STYLES,
@@ -52,4 +52,5 @@ __all__ = [
     "image_rng",
     "synth_faces",
     "synth_dataset",
+    "synthetic_folder",
 ]

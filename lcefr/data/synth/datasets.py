@@ -1,4 +1,5 @@
-"""Generated datasets: faces in memory (:func:`synth_faces`) and image folders on disk (:func:`synth_dataset`)."""
+"""Generated datasets: faces in memory (:func:`synth_faces`), image folders on disk (:func:`synth_dataset`) and
+the cached training folders `lcefr train` and `lcefr quantize` read (:func:`synthetic_folder`)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ from lcefr.data.synth.render import render_face
 from lcefr.fileio import write_atomic
 from lcefr.preprocess import FACE_SIZE
 
-__all__ = ["synth_faces", "synth_dataset"]
+__all__ = ["synth_faces", "synth_dataset", "synthetic_folder"]
 
 
 def _identity_list(identities) -> list:
@@ -125,3 +126,19 @@ def synth_dataset(
         "seconds": round(time.perf_counter() - start, 3),
         "lookalikes": bool(lookalikes),
     }
+
+
+def synthetic_folder(*, identities: int, per_identity: int, seed: int, progress=None, lookalikes: bool = False) -> str:
+    """The generated training set for ``(seed, identities, per_identity, lookalikes)``, rendered once into a cache.
+
+    The cache lives in ``$LCEFR_CACHE`` (default ``~/.cache/lcefr``); a ``complete`` marker is written
+    last, so an interrupted render is redone.
+    """
+    root = os.environ.get("LCEFR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lcefr")
+    folder = os.path.join(root, "synth", f"seed{seed}-{identities}x{per_identity}" + ("-lookalikes" if lookalikes else ""))
+    marker = os.path.join(folder, "complete")
+    if not os.path.exists(marker):
+        synth_dataset(folder, identities=identities, per_identity=per_identity, seed=seed, progress=progress,
+                      lookalikes=lookalikes)
+        write_atomic(marker, b"ok\n")
+    return folder
