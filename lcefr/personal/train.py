@@ -18,11 +18,24 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from lcefr.data.folder import scan_image_folder
+from lcefr.data.synth import synth_faces
+from lcefr.embed import load_embedder
+from lcefr.eval.verification import l2_normalize
 from lcefr.fileio import read_history, write_atomic
-from lcefr.preprocess import preprocess
+from lcefr.heads.margin import make_head
 from lcefr.personal.hypernet import META_FILE, WEIGHTS_FILE, build_hgen, read_meta
 from lcefr.personal.sampling import IdentitySampler, alpha_norm_at, batch_identities_at, kmeans
-from lcefr.personal.verifier import VerifierSpec, count_macs, count_params, score_logits
+from lcefr.personal.verifier import (
+    ParamFreeNorm,
+    VerifierSpec,
+    _depthwise,
+    count_macs,
+    count_params,
+    initial_theta,
+    score_logits,
+)
+from lcefr.preprocess import preprocess
 
 __all__ = ["PersonalConfig", "TrainingData", "prepare_data", "train_hypernet", "weighted_bce", "bce_weight_for",
            "train_direct", "load_images", "build_direct", "theta_from_direct"]
@@ -114,7 +127,6 @@ class TrainingData:
 
 
 def _folder_images(root: str):
-    from lcefr.data.folder import scan_image_folder
     from lcefr.face.align import is_aligned_face, read_image
 
     folder = scan_image_folder(root)
@@ -131,8 +143,6 @@ def _folder_images(root: str):
 def load_images(data: str, *, config: PersonalConfig):
     """``(images, labels)`` of an identity folder of aligned faces or of ``'synthetic'`` (from the config)."""
     if data == "synthetic":
-        from lcefr.data.synth import synth_faces
-
         per = config.synth_per_identity
         images = synth_faces(config.synth_identities * per, seed=config.seed, per_identity=per,
                              lookalikes=config.synth_lookalikes)
@@ -149,9 +159,6 @@ def prepare_data(data: str, backbone: str, *, config: PersonalConfig, progress=N
     Raises:
         FileNotFoundError / ValueError: missing or unusable data or backbone.
     """
-    from lcefr.embed import load_embedder
-    from lcefr.eval.verification import l2_normalize
-
     embedder = load_embedder(backbone, seed=config.seed, batch_size=64)
     images, labels = load_images(data, config=config)
     if len(np.unique(labels)) < config.batch_identities:
@@ -306,8 +313,6 @@ def build_direct(spec: VerifierSpec, *, seed: int = 0):
     """``f``'s architecture with the output logit removed: the hidden layer is a ``spec.hidden``-d embedding."""
     import tf_keras as keras
 
-    from lcefr.personal.verifier import ParamFreeNorm, _depthwise
-
     keras.utils.set_random_seed(seed)
     inp = keras.Input((spec.input_size, spec.input_size, 3))
     x = keras.layers.AveragePooling2D(spec.pool)(inp) if spec.pool > 1 else inp
@@ -326,8 +331,6 @@ def build_direct(spec: VerifierSpec, *, seed: int = 0):
 
 def theta_from_direct(model, spec: VerifierSpec, *, seed: int = 0) -> np.ndarray:
     """A flat ``theta`` from a trained :func:`build_direct` model; the output layer is He-initialised."""
-    from lcefr.personal.verifier import initial_theta
-
     parts = np.concatenate([np.asarray(w, np.float32).ravel() for w in model.get_weights()])
     tail = initial_theta(spec, np.random.default_rng(seed))[len(parts):]
     theta = np.concatenate([parts, tail])
@@ -345,8 +348,6 @@ def train_direct(data: TrainingData, *, spec: Optional[VerifierSpec] = None, epo
     """
     import tensorflow as tf
     import tf_keras as keras
-
-    from lcefr.heads.margin import make_head
 
     spec = (spec or VerifierSpec()).validate()
     model = build_direct(spec, seed=seed)

@@ -17,8 +17,17 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from lcefr.convert.api import convert
+from lcefr.convert.source import load_source
+from lcefr.convert.tflite import add_metadata
+from lcefr.data.images import list_images, read_face
 from lcefr.data.synth import synthetic_folder
+from lcefr.embed import Embedder
+from lcefr.eval.verification import evaluate
+from lcefr.heads.distill import EKDLoss, embedding_mse
+from lcefr.models import create_model, list_models
 from lcefr.preprocess import preprocess
+from lcefr.quantize.fakequant import calibrate, fold_quantized_weights, quant_layers, quantize_model
 
 __all__ = ["LOSSES", "QuantData", "QATResult", "load_teacher", "load_quant_data", "quantization_aware_training",
            "packed_size", "verification_accuracy", "export_int8"]
@@ -55,17 +64,11 @@ def load_teacher(teacher: str, *, seed: int = 0):
     """
     import tensorflow as tf
 
-    from lcefr.models import create_model, list_models
-
     if not os.path.exists(teacher) and teacher in list_models():
         tf.keras.utils.set_random_seed(seed)
         model = create_model(teacher)
     else:
-        from lcefr.convert.source import load_source
-
         model = load_source(teacher, seed=seed).model
-    from lcefr.quantize.fakequant import quant_layers
-
     if quant_layers(model):
         raise ValueError(f"--teacher {teacher} is already fake-quantized; give the float backbone")
     model.trainable = False
@@ -83,8 +86,6 @@ def load_quant_data(data: str, *, images: Optional[int] = None, seed: int = 0,
     Raises:
         FileNotFoundError / NotADirectoryError: no such folder. ValueError: no images, or images < 2.
     """
-    from lcefr.data.images import list_images, read_face
-
     if images is not None and images < 2:
         raise ValueError(f"--images must be at least 2, got {images}")
     if data == "synthetic":
@@ -183,9 +184,6 @@ def quantization_aware_training(
     """
     import tensorflow as tf
 
-    from lcefr.heads.distill import EKDLoss, embedding_mse
-    from lcefr.quantize.fakequant import calibrate, quantize_model
-
     if loss not in LOSSES:
         raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if loss == "ekd+ce" and not data.labelled:
@@ -262,8 +260,6 @@ def packed_size(model, bits: int) -> Dict:
 
     Calibrated activation ranges are bookkeeping, not parameters, and are not counted.
     """
-    from lcefr.quantize.fakequant import quant_layers
-
     ranges = sum(int(np.prod(layer.input_range.shape)) for layer in quant_layers(model))
     params = int(model.count_params()) - ranges
     kernels = sum(int(np.prod(getattr(layer, layer.kernel_attr).shape)) for layer in quant_layers(model))
@@ -278,9 +274,6 @@ def packed_size(model, bits: int) -> Dict:
 def verification_accuracy(run: Callable[[np.ndarray], np.ndarray], vs, *, batch_size: int = 32, flip: bool = True,
                           progress: Optional[Callable[[int], None]] = None) -> float:
     """Mean 10-fold accuracy (insightface protocol) of an embedding function on a read ``.bin`` set."""
-    from lcefr.embed import Embedder
-    from lcefr.eval.verification import evaluate
-
     embedder = Embedder(name="model", kind="keras", run=run, batch_size=batch_size)
     emb = embedder.embed(vs.images, flip=flip, progress=progress)
     return float(evaluate(emb, vs.issame)[2].mean())
@@ -310,10 +303,6 @@ def export_int8(student, teacher, representative, *, bits: int = 8):
     import json
 
     import tensorflow as tf
-
-    from lcefr.convert.api import convert
-    from lcefr.convert.tflite import add_metadata
-    from lcefr.quantize.fakequant import fold_quantized_weights
 
     float_model = tf.keras.models.clone_model(teacher)
     fold_quantized_weights(student, float_model)

@@ -16,8 +16,19 @@ import time
 from dataclasses import asdict
 from typing import Callable, Dict, List, Optional, Tuple
 
+from lcefr.convert.source import iter_layers
+from lcefr.data.augment import augmenter
+from lcefr.data.binset import read_bin
+from lcefr.data.folder import image_folder_dataset, scan_image_folder
+from lcefr.data.recordio import RecordIOReader, recordio_dataset
 from lcefr.data.synth import synthetic_folder
+from lcefr.embed import Embedder
+from lcefr.eval.verification import evaluate
 from lcefr.fileio import read_history, write_atomic
+from lcefr.heads import make_head
+from lcefr.heads.distill import EKDLoss, embedding_mse
+from lcefr.layers import CUSTOM_OBJECTS
+from lcefr.models import create_model, list_models, model_info
 from lcefr.train.config import TrainConfig, config_to_yaml
 
 __all__ = ["prepare", "run_training", "TrainingPlan", "WarmupCosine", "make_optimizer", "copy_matching_weights"]
@@ -44,8 +55,6 @@ def prepare(config: TrainConfig, *, progress=None) -> TrainingPlan:
     Raises:
         ValueError / FileNotFoundError: unknown model, unusable data, missing teacher or .bin.
     """
-    from lcefr.models import list_models
-
     config.validate()
     if config.model not in list_models():
         raise ValueError(f"unknown model {config.model!r}; see `lcefr models list`")
@@ -59,24 +68,16 @@ def prepare(config: TrainConfig, *, progress=None) -> TrainingPlan:
     if not os.path.exists(config.data):
         raise FileNotFoundError(f"--data {config.data}: no such folder (give an identity image folder, an insightface "
                                 "RecordIO folder or 'synthetic')")
-    from lcefr.data.recordio import RecordIOReader
-
     rec = config.data if config.data.endswith(".rec") else os.path.join(config.data, "train.rec")
     if os.path.exists(rec):
         with RecordIOReader(config.data) as reader:
             return TrainingPlan(config, config.data, "recordio", reader.num_classes, len(reader))
-    from lcefr.data.folder import scan_image_folder
-
     folder = scan_image_folder(config.data)
     return TrainingPlan(config, config.data, "folder", folder.num_classes, len(folder))
 
 
 def train_dataset(plan: TrainingPlan, *, global_batch: int):
     import tensorflow as tf
-
-    from lcefr.data.augment import augmenter
-    from lcefr.data.folder import image_folder_dataset
-    from lcefr.data.recordio import recordio_dataset
 
     seed = plan.config.seed
     if plan.kind == "recordio":
@@ -148,8 +149,6 @@ def copy_matching_weights(source, target) -> Tuple[int, int]:
 
     Returns ``(copied, total)`` weight tensors of ``target``.
     """
-    from lcefr.convert.source import iter_layers
-
     by_name = {layer.name: layer for layer in iter_layers(source)}
     copied = total = 0
     for layer in iter_layers(target):
@@ -240,8 +239,6 @@ def _strategy(name: str):
 def _load_keras(path: str, what: str):
     import tensorflow as tf
 
-    from lcefr.layers import CUSTOM_OBJECTS
-
     try:
         return tf.keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
     except Exception as err:  # a user file that is not a Keras model
@@ -251,10 +248,6 @@ def _load_keras(path: str, what: str):
 def build(config: TrainConfig, plan: TrainingPlan, *, total_steps: int):
     """Backbone, head, teacher and optimizer, inside the distribution strategy's scope."""
     import tensorflow as tf
-
-    from lcefr.heads import make_head
-    from lcefr.heads.distill import EKDLoss, embedding_mse
-    from lcefr.models import create_model, model_info
 
     strategy = _strategy(config.strategy)
     with strategy.scope():
@@ -290,10 +283,6 @@ def build(config: TrainConfig, plan: TrainingPlan, *, total_steps: int):
 
 def _verification_callback(bins: List[str], batch_size: int):
     import tensorflow as tf
-
-    from lcefr.data.binset import read_bin
-    from lcefr.embed import Embedder
-    from lcefr.eval.verification import evaluate
 
     sets = [read_bin(b) for b in bins]
 
