@@ -27,6 +27,7 @@ help:
 	@echo "make jetson-bench JETSON=\"user@host ...\" [JETSON_PORT=22] [JETSON_KEY=path] [JETSON_PYTHON=python3]"
 	@echo "                  [MODELS=\"a.tflite ...\"] [CORE=3] [LCE_BENCHMARK=path]: FPS reports per board in reports/"
 	@echo "make jetson-setup JETSON=...   check a board and install lce_benchmark_model on it"
+	@echo "make gpu-check    on an NVIDIA GPU: build the CUDA kernels, compare with the CPU reference, time vs cuDNN"
 	@echo "make install-gui  swap opencv-python-headless for opencv-python (the [gui] extra)"
 
 install: $(STAMP)
@@ -219,3 +220,13 @@ jetson-microbench: install
 	@test -n "$(JETSON)" || { echo 'usage: make jetson-microbench JETSON="user@host ..." [JETSON_PORT=22] [JETSON_KEY=path] [MICROBENCH_ARGS="--figures 4 --modes plugin-fp32,conv-fp16,conv-int8"]' >&2; exit 2; }
 	$(BIN)/python -m lcefr.trt.microbench --remote "$(JETSON)" --port $(JETSON_PORT) --reports $(REPORTS) \
 		$(if $(JETSON_KEY),--key "$(JETSON_KEY)") $(MICROBENCH_ARGS)
+
+# --- GPU check (issue 27) -------------------------------------------------------------------
+# make gpu-check [GPU_CHECK_ARGS="--quick"]   on a machine with an NVIDIA GPU, from the source tree
+#   (no make install: numpy, PyTorch, nvcc, g++): builds the kernels for the local GPU, compares
+#   every launcher path bit-exactly with the CPU reference, times them against cuDNN, writes
+#   reports/gpu-check-<gpu>-<UTC>.{json,md,png}. Exit 2 names what is missing (GPU, driver, nvcc, PyTorch).
+.PHONY: gpu-check
+GPU_CHECK_ARGS ?=
+gpu-check:
+	@$(PYTHON) -m lcefr.trt.gpu_check --out $(REPORTS) $(GPU_CHECK_ARGS)
