@@ -1,14 +1,19 @@
-"""Reusable Keras blocks shared by the model families: embedding head, Maxout."""
+"""Reusable Keras layers: embedding head, Maxout, the AdaBin convolution and the fake-quantized
+Conv2D / DepthwiseConv2D / Dense of quantization-aware training (ordinary serialisable tf-keras
+layers: ``bits`` in their config, the calibrated input range as a weight)."""
 from __future__ import annotations
 
 import logging
+from typing import List
 
 import larq as lq
+import numpy as np
 import tensorflow as tf
 
-from lcefr.quantizers import AdaBinWeight, adabin_weight_stats, ede_sign
+from lcefr.quantizers import AdaBinWeight, adabin_weight_stats, check_bits, ede_sign, quantize_activation, quantize_weight
 
-__all__ = ["HEAD_PREFIX", "Maxout", "AdaBinConv2D", "embedding_head", "CUSTOM_OBJECTS"]
+__all__ = ["HEAD_PREFIX", "Maxout", "AdaBinConv2D", "embedding_head", "FakeQuant", "QuantConv2D",
+           "QuantDepthwiseConv2D", "QuantDense", "QUANT_OBJECTS"]
 
 #: Every layer of the full-precision embedding head carries this name prefix, so the backbone
 #: (everything else) can be told apart from the head without rebuilding the model.
@@ -127,10 +132,91 @@ class AdaBinConv2D(lq.layers.QuantConv2D):
         return {**config, "k": self.kernel_quantizer.k, "t": self.kernel_quantizer.t}
 
 
-def _custom_objects():
-    from lcefr.quantize.fakequant import QUANT_OBJECTS  # fake-quantized layers of `lcefr quantize` outputs
+class FakeQuant:
+    """Mixin before a Keras layer class: quantizes ``self.<kernel_attr>`` and the layer input; range
+    calibration switch. Subclasses only say how to apply the quantized kernel (``call``)."""
 
-    return {"Maxout": Maxout, "AdaBinConv2D": AdaBinConv2D, "AdaBinWeight": AdaBinWeight, **QUANT_OBJECTS}
+    kernel_attr = "kernel"
+    channel_axes = (-1,)
+
+    def __init__(self, *args, bits: int = 8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bits = check_bits(bits)
+        self.calibrating = False
+        self._seen_low: List[float] = []
+        self._seen_high: List[float] = []
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.input_range = self.add_weight(
+            name="input_range", shape=(2,), initializer=tf.keras.initializers.Constant([-1.0, 1.0]), trainable=False
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "bits": self.bits}
+
+    def _quant_input(self, inputs):
+        if self.calibrating:
+            if not tf.executing_eagerly():
+                raise RuntimeError("calibration must run eagerly (call the model, not a tf.function)")
+            self._seen_low.append(float(tf.reduce_min(inputs)))
+            self._seen_high.append(float(tf.reduce_max(inputs)))
+            return inputs
+        return quantize_activation(inputs, self.input_range[0], self.input_range[1], self.bits)
+
+    def _quant_kernel(self):
+        return quantize_weight(getattr(self, self.kernel_attr), self.bits, channel_axes=self.channel_axes)
+
+    def quantized_kernel(self) -> np.ndarray:
+        """The kernel as the quantized network uses it."""
+        return self._quant_kernel().numpy()
+
+    def finish_calibration(self) -> None:
+        """Freeze the input range at the mean of the observed per-batch minima and maxima."""
+        if not self._seen_low:
+            raise RuntimeError(f"{self.name}: no calibration batch reached this layer")
+        self.input_range.assign([float(np.mean(self._seen_low)), float(np.mean(self._seen_high))])
+        self._seen_low, self._seen_high = [], []
+        self.calibrating = False
 
 
-CUSTOM_OBJECTS = _custom_objects()
+def _finish(layer, outputs):
+    if layer.use_bias:
+        outputs = tf.nn.bias_add(outputs, layer.bias)
+    return layer.activation(outputs) if layer.activation is not None else outputs
+
+
+@tf.keras.utils.register_keras_serializable(package="lcefr")
+class QuantConv2D(FakeQuant, tf.keras.layers.Conv2D):
+    """``Conv2D`` with w{bits} per-channel weights and a{bits} inputs (frozen calibrated range)."""
+
+    def call(self, inputs):
+        x = self._quant_input(inputs)
+        return _finish(self, self.convolution_op(x, self._quant_kernel()))
+
+
+@tf.keras.utils.register_keras_serializable(package="lcefr")
+class QuantDepthwiseConv2D(FakeQuant, tf.keras.layers.DepthwiseConv2D):
+    """``DepthwiseConv2D`` with w{bits} per-channel weights and a{bits} inputs."""
+
+    kernel_attr = "depthwise_kernel"
+    channel_axes = (2, 3)
+
+    def call(self, inputs):
+        x = self._quant_input(inputs)
+        outputs = tf.nn.depthwise_conv2d(x, self._quant_kernel(), strides=(1,) + tuple(self.strides) + (1,),
+                                         padding=self.padding.upper(), dilations=self.dilation_rate)
+        return _finish(self, outputs)
+
+
+@tf.keras.utils.register_keras_serializable(package="lcefr")
+class QuantDense(FakeQuant, tf.keras.layers.Dense):
+    """``Dense`` with w{bits} per-output-unit weights and a{bits} inputs."""
+
+    def call(self, inputs):
+        x = self._quant_input(inputs)
+        return _finish(self, tf.matmul(x, self._quant_kernel()))
+
+
+#: The fake-quantized layers of `lcefr quantize` outputs (part of lcefr.keras_graph.CUSTOM_OBJECTS).
+QUANT_OBJECTS = {"QuantConv2D": QuantConv2D, "QuantDepthwiseConv2D": QuantDepthwiseConv2D, "QuantDense": QuantDense}

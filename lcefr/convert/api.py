@@ -67,7 +67,7 @@ def tflite_runner(buffer: bytes, *, kernel: str = "indirect"):
 def _is_binary(model) -> bool:
     import larq as lq
 
-    from lcefr.convert.source import iter_layers
+    from lcefr.keras_graph import iter_layers
 
     return any(
         getattr(layer, "kernel_quantizer", None) is not None or getattr(layer, "input_quantizer", None) is not None

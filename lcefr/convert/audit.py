@@ -6,24 +6,9 @@ from typing import Dict, List
 
 import larq as lq
 
-from lcefr.convert.source import iter_layers
+from lcefr.keras_graph import is_sign_quantizer, iter_layers
 
-__all__ = ["Finding", "is_sign_quantizer", "count_sign_convs", "lce_lint"]
-
-_SIGN_QUANTIZERS = (lq.quantizers.SteSign, lq.quantizers.ApproxSign, lq.quantizers.SwishSign, lq.quantizers.MagnitudeAwareSign)
-_SIGN_FUNCTIONS = {"ste_sign", "approx_sign", "swish_sign", "magnitude_aware_sign"}
-
-
-def is_sign_quantizer(quantizer) -> bool:
-    """True for larq's sign-type binarizers (and lcefr's AdaBin weights), which LCE lowers to binary ops."""
-    from lcefr.quantizers import AdaBinWeight
-
-    if quantizer is None:
-        return False
-    if isinstance(quantizer, _SIGN_QUANTIZERS + (AdaBinWeight,)):
-        return True
-    return getattr(quantizer, "__name__", "") in _SIGN_FUNCTIONS
-
+__all__ = ["Finding", "count_sign_convs", "lce_lint"]
 
 def _is_conv(layer) -> bool:
     return isinstance(layer, lq.layers.QuantConv2D)

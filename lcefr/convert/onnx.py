@@ -16,7 +16,7 @@ ONNX_OPSET = 13
 def _plain_grouped_convs(model):
     """Keras runs grouped convs through an XLA-compiled function that tf2onnx cannot read;
     trace them as plain Conv2D ops (ONNX Conv with ``group``) while exporting."""
-    from lcefr.convert.source import iter_layers
+    from lcefr.keras_graph import iter_layers
 
     patched = [l for l in iter_layers(model) if getattr(l, "groups", 1) > 1 and hasattr(l, "convolution_op")]
     for layer in patched:

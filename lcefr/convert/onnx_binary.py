@@ -87,8 +87,7 @@ def binary_layers(model) -> List[BinaryLayer]:
     import larq as lq
     import tensorflow as tf
 
-    from lcefr.convert.audit import is_sign_quantizer
-    from lcefr.convert.source import iter_layers
+    from lcefr.keras_graph import is_sign_quantizer, iter_layers
     from lcefr.layers import AdaBinConv2D
     from lcefr.quantizers import adabin_weight_stats, ede_sign
 

@@ -7,7 +7,9 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["Source", "load_source", "randomize_batchnorm", "iter_layers"]
+from lcefr.keras_graph import CUSTOM_OBJECTS, is_sign_quantizer, iter_layers
+
+__all__ = ["Source", "load_source", "randomize_batchnorm"]
 
 
 @dataclass
@@ -17,17 +19,6 @@ class Source:
     lce_native: bool
     from_registry: bool
     random_init: bool = False
-
-
-def iter_layers(model):
-    """Every layer, descending into nested models."""
-    import tensorflow as tf
-
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.Model):
-            yield from iter_layers(layer)
-        else:
-            yield layer
 
 
 def _has_threshold_ties(model) -> bool:
@@ -97,8 +88,6 @@ SIGN_MARGIN = 2e-5
 def _sign_input_norms(model):
     """BatchNorms of ``model`` (top level) whose output a sign-type input quantizer reads, in graph order."""
     import tensorflow as tf
-
-    from lcefr.convert.audit import is_sign_quantizer
 
     norms = []
     for layer in model.layers:
@@ -247,7 +236,6 @@ def load_source(source: str, *, weights: Optional[str] = None, seed: int = 0) ->
     """
     import tensorflow as tf
 
-    from lcefr.layers import CUSTOM_OBJECTS
     from lcefr.models import create_model, list_models, model_info
 
     if source in list_models():

@@ -1,21 +1,15 @@
 """Low-bit quantization-aware training of float face backbones (Ef-QuantFace, seed 002).
 
-:mod:`lcefr.quantize.fakequant` holds the fake-quantization layers (per-channel symmetric
-weights, calibrated-then-frozen activation ranges, straight-through gradients);
+:mod:`lcefr.quantize.fakequant` turns a float model into its fake-quantized copy and calibrates it
+(the layers are in :mod:`lcefr.layers`, the quantizers in :mod:`lcefr.quantizers`);
 :mod:`lcefr.quantize.qat` the small-data distillation loop, sizes, accuracy and int8 export.
 """
 from lcefr.quantize.fakequant import (
-    QUANT_OBJECTS,
     SUPPORTED_BITS,
-    QuantConv2D,
-    QuantDense,
-    QuantDepthwiseConv2D,
     calibrate,
     fold_quantized_weights,
     quant_layers,
-    quantize_activation,
     quantize_model,
-    quantize_weight,
 )
 from lcefr.quantize.qat import (
     LOSSES,
@@ -30,17 +24,11 @@ from lcefr.quantize.qat import (
 )
 
 __all__ = [
-    "QUANT_OBJECTS",
     "SUPPORTED_BITS",
-    "QuantConv2D",
-    "QuantDense",
-    "QuantDepthwiseConv2D",
     "calibrate",
     "fold_quantized_weights",
     "quant_layers",
-    "quantize_activation",
     "quantize_model",
-    "quantize_weight",
     "LOSSES",
     "QATResult",
     "QuantData",

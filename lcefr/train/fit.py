@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict
 from typing import Callable, Dict, List, Optional, Tuple
 
-from lcefr.convert.source import iter_layers
+from lcefr.keras_graph import iter_layers
 from lcefr.data.augment import augmenter
 from lcefr.data.binset import read_bin
 from lcefr.data.folder import image_folder_dataset, scan_image_folder
@@ -27,7 +27,7 @@ from lcefr.eval.verification import evaluate
 from lcefr.fileio import read_history, write_atomic
 from lcefr.heads import make_head
 from lcefr.heads.distill import EKDLoss, embedding_mse
-from lcefr.layers import CUSTOM_OBJECTS
+from lcefr.keras_graph import CUSTOM_OBJECTS
 from lcefr.models import create_model, list_models, model_info
 from lcefr.train.config import TrainConfig, config_to_yaml
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lcefr.layers import CUSTOM_OBJECTS, HEAD_PREFIX
+from lcefr.keras_graph import CUSTOM_OBJECTS
+from lcefr.layers import HEAD_PREFIX
 from lcefr.models import create_model, model_info
 from lcefr.profile import summarize
 

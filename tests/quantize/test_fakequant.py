@@ -4,8 +4,9 @@ import pytest
 import tensorflow as tf
 
 from lcefr.models import create_model
-from lcefr.quantize import (QUANT_OBJECTS, calibrate, fold_quantized_weights, quant_layers, quantize_activation,
-                            quantize_model, quantize_weight)
+from lcefr.layers import QUANT_OBJECTS
+from lcefr.quantize import calibrate, fold_quantized_weights, quant_layers, quantize_model
+from lcefr.quantizers import quantize_activation, quantize_weight
 
 
 def _kernel(rows=4096, channels=3, seed=0):
