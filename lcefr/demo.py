@@ -51,7 +51,7 @@ def run_model(
 
     from lcefr.bench.local import time_lce
     from lcefr.convert.api import convert
-    from lcefr.convert.source import load_source
+    from lcefr.source import load_source
     from lcefr.profile import summarize
 
     tf.keras.backend.clear_session()
@@ -86,7 +86,7 @@ def _compare(row: DemoRow, src, *, out_dir, runs: int, warmup: int, threads: int
     from lcefr.bench.local import latency_stats, time_callable, time_tflite
     from lcefr.convert.api import ConversionCheckError, convert
     from lcefr.convert.onnx import onnx_runner
-    from lcefr.convert.parity import face_inputs, probe_inputs
+    from lcefr.eval.parity import face_inputs, probe_inputs
 
     shape = tuple(src.model.input_shape[1:])
     calibration = face_inputs(shape, n=32, seed=7)
@@ -222,7 +222,7 @@ def run_pipeline(
     tf.keras.backend.clear_session()
     after = accuracy(backbone)
     log(f"      trained in {train_s:.0f} s: held-out accuracy {100 * after:.2f}%")
-    from lcefr.convert.source import load_source
+    from lcefr.source import load_source
 
     src = load_source(backbone)
     buffer, result = convert(src.model, target="tflite", name=model, lce_native=src.lce_native, trained=not src.random_init)

@@ -75,7 +75,7 @@ def load_embedder(model: str, *, threads: int = 1, batch_size: int = 32, seed: i
         if not os.path.isfile(model):
             raise FileNotFoundError(f"no such model file: {model}")
         return Embedder(name=os.path.basename(model), kind="tflite", run=_tflite_runner(model, threads), batch_size=batch_size)
-    from lcefr.convert.source import load_source
+    from lcefr.source import load_source
 
     src = load_source(model, seed=seed)
     keras_model = src.model

@@ -12,7 +12,7 @@ TARGET_CHOICE = click.Choice(["tflite", "tflite-int8", "tflite-float", "onnx", "
 
 
 def _calibration(directory, count):
-    from lcefr.convert.parity import face_inputs
+    from lcefr.eval.parity import face_inputs
     from lcefr.data import load_faces
 
     if directory:
@@ -53,7 +53,7 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
     nothing.
     """
     from lcefr.convert.api import ConversionCheckError, convert as run_convert
-    from lcefr.convert.source import load_source
+    from lcefr.source import load_source
     from lcefr.fileio import write_atomic
 
     if os.path.isdir(output):
@@ -124,7 +124,7 @@ def inspect(target, lce_lint, as_json):
 
 def _lint(target, as_json):
     from lcefr.convert.audit import count_sign_convs, lce_lint
-    from lcefr.convert.source import load_source
+    from lcefr.source import load_source
 
     src = load_source(target)
     findings = lce_lint(src.model)

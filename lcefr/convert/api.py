@@ -8,7 +8,7 @@ import numpy as np
 
 from lcefr.convert.audit import count_sign_convs
 from lcefr.convert.inspect import inspect_tflite
-from lcefr.convert.parity import PARITY_PROBES, check_parity, face_inputs, probe_inputs
+from lcefr.eval.parity import PARITY_PROBES, check_parity, face_inputs, probe_inputs
 
 __all__ = ["TARGETS", "PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
 

@@ -60,7 +60,7 @@ def register_model(
     ``lce_native`` is False for models whose binary layers are known not to lower to LCE binary
     ops (the conversion audit then warns instead of failing). ``exact_probe`` picks the kind of
     random inference constants parity probes use (see
-    :func:`lcefr.convert.source.randomize_batchnorm`): False for models whose binarizers read
+    :func:`lcefr.source.randomize_batchnorm`): False for models whose binarizers read
     sums of parallel branches, where exact dyadic constants cancel to exact zeros.
     """
 

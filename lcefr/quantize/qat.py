@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from lcefr.convert.api import convert
-from lcefr.convert.source import load_source
+from lcefr.source import load_source
 from lcefr.convert.tflite import add_metadata
 from lcefr.data.images import list_images, read_face
 from lcefr.data.synth import synthetic_folder

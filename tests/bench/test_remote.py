@@ -20,7 +20,7 @@ def tiny_models(tmp_path_factory):
     import tensorflow as tf
 
     from lcefr.convert.api import convert
-    from lcefr.convert.source import load_source
+    from lcefr.source import load_source
 
     d = tmp_path_factory.mktemp("models")
     tf.keras.backend.clear_session()

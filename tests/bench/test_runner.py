@@ -97,7 +97,7 @@ def test_local_bench_json_keys(tmp_path):
     import tensorflow as tf
 
     from lcefr.convert.api import convert
-    from lcefr.convert.source import load_source
+    from lcefr.source import load_source
 
     tf.keras.backend.clear_session()
     src = load_source("test_quicknet")

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 import lcefr.convert.tflite as tflite_mod
 from lcefr.convert.api import ConversionCheckError, convert
-from lcefr.convert.source import load_source
+from lcefr.source import load_source
 from lcefr.layers import AdaBinConv2D
 from lcefr.quantizers import adabin_weight_stats, ede_sign
 

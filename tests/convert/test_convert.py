@@ -10,8 +10,8 @@ from lcefr.cli import cli
 from lcefr.convert import api
 from lcefr.convert.api import ConversionCheckError, convert
 from lcefr.convert.audit import count_sign_convs, lce_lint
-from lcefr.convert.parity import face_inputs
-from lcefr.convert.source import load_source
+from lcefr.eval.parity import face_inputs
+from lcefr.source import load_source
 from lcefr.models import list_models, model_info
 
 TINY = list_models("test_*")
@@ -164,8 +164,8 @@ def test_probe_sign_inputs_stay_off_thresholds():
     """After load_source, no sign input of the probe model sits within SIGN_MARGIN of zero on the parity probes."""
     import numpy as np
 
-    from lcefr.convert.parity import PARITY_PROBES, probe_inputs
-    from lcefr.convert.source import SIGN_MARGIN, _sign_input_norms, keep_signs_off_thresholds
+    from lcefr.eval.parity import PARITY_PROBES, probe_inputs
+    from lcefr.source import SIGN_MARGIN, _sign_input_norms, keep_signs_off_thresholds
 
     tf.keras.backend.clear_session()
     model = load_source("test_binary_densenet").model
@@ -183,8 +183,8 @@ def test_sign_margin_repair_moves_offsets():
     """An offset that puts a probe value exactly on the threshold is moved, and only in that BatchNorm."""
     import numpy as np
 
-    from lcefr.convert.parity import PARITY_PROBES, probe_inputs
-    from lcefr.convert.source import _sign_input_norms, keep_signs_off_thresholds
+    from lcefr.eval.parity import PARITY_PROBES, probe_inputs
+    from lcefr.source import _sign_input_norms, keep_signs_off_thresholds
 
     tf.keras.backend.clear_session()
     model = load_source("test_binary_densenet").model

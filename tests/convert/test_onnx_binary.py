@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from lcefr.convert.api import convert
-from lcefr.convert.parity import check_parity, probe_inputs
-from lcefr.convert.source import load_source
+from lcefr.eval.parity import check_parity, probe_inputs
+from lcefr.source import load_source
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime_extensions")

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from lcefr.convert.inspect import inspect_tflite
-from lcefr.convert.parity import face_inputs
-from lcefr.convert.source import load_source
+from lcefr.eval.parity import face_inputs
+from lcefr.source import load_source
 from lcefr.convert.tflite import convert_float, convert_int8
 
 

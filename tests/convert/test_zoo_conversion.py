@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from lcefr.convert.api import convert
-from lcefr.convert.source import load_source
+from lcefr.source import load_source
 
 SHARE_MIN = {
     "quicknet_small": 0.95,

@@ -6,8 +6,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import tensorflow as tf
 
+from lcefr.eval.parity import PARITY_PROBES, probe_inputs
 from lcefr.keras_graph import CUSTOM_OBJECTS, is_sign_quantizer, iter_layers
+from lcefr.layers import AdaBinConv2D
+from lcefr.models import create_model, list_models, model_info
 
 __all__ = ["Source", "load_source", "randomize_batchnorm"]
 
@@ -51,10 +55,6 @@ def randomize_batchnorm(model, seed: int = 0, *, passes: int = 2, exact: bool = 
     TFLite's one-ulp BatchNorm leaves 1e-7 of either sign, and unscaled counts saturate its
     squeeze-excitation sigmoid.
     """
-    import tensorflow as tf
-
-    from lcefr.convert.parity import probe_inputs
-
     rng = np.random.default_rng(seed)
     for layer in iter_layers(model):
         bias = getattr(layer, "bias", None)
@@ -87,8 +87,6 @@ SIGN_MARGIN = 2e-5
 
 def _sign_input_norms(model):
     """BatchNorms of ``model`` (top level) whose output a sign-type input quantizer reads, in graph order."""
-    import tensorflow as tf
-
     norms = []
     for layer in model.layers:
         if not is_sign_quantizer(getattr(layer, "input_quantizer", None)):
@@ -115,10 +113,6 @@ def keep_signs_off_thresholds(model, rng, probes=None, *, max_rounds: int = 200)
     fails. The probes must be the ones the parity check uses (``probe_inputs(shape,
     PARITY_PROBES)``).
     """
-    import tensorflow as tf
-
-    from lcefr.convert.parity import PARITY_PROBES, probe_inputs
-
     norms = _sign_input_norms(model)
     if not norms:
         return 0
@@ -180,8 +174,6 @@ def _randomize_adabin(model, rng) -> None:
     would still match. Each channel's kernel is shifted by up to half its spread, ``alpha_a``
     drawn from [0.5, 1.5] and ``beta_a`` from [-0.25, 0.25].
     """
-    from lcefr.layers import AdaBinConv2D
-
     for layer in iter_layers(model):
         if not isinstance(layer, AdaBinConv2D):
             continue
@@ -194,8 +186,6 @@ def _randomize_adabin(model, rng) -> None:
 
 
 def _follows_adabin_conv(bn) -> bool:
-    from lcefr.layers import AdaBinConv2D
-
     nodes = getattr(bn, "_inbound_nodes", None) or []
     return any(isinstance(layer, AdaBinConv2D) for node in nodes for layer in _flatten(node.inbound_layers))
 
@@ -234,10 +224,6 @@ def load_source(source: str, *, weights: Optional[str] = None, seed: int = 0) ->
         FileNotFoundError: neither a registry name nor an existing path.
         ValueError: the file is not a Keras model, or its input is not HxWx3.
     """
-    import tensorflow as tf
-
-    from lcefr.models import create_model, list_models, model_info
-
     if source in list_models():
         tf.keras.utils.set_random_seed(seed)
         model = create_model(source)

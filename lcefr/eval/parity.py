@@ -6,6 +6,9 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from lcefr.data.synth import synth_faces
+from lcefr.preprocess import FACE_SIZE, preprocess
+
 __all__ = ["ParityResult", "cosine_rows", "check_parity", "probe_inputs", "face_inputs", "PARITY_PROBES"]
 
 #: Number of probe images in every parity check.
@@ -50,12 +53,8 @@ def face_inputs(shape, n: int = 4, seed: int = 0) -> np.ndarray:
 
     Shapes other than 112x112x3 get :func:`probe_inputs`.
     """
-    from lcefr.preprocess import FACE_SIZE, preprocess
-
     if tuple(shape) != (FACE_SIZE, FACE_SIZE, 3) or n == 0:
         return probe_inputs(shape, n=n, seed=seed)
-    from lcefr.data.synth import synth_faces
-
     return preprocess(synth_faces(n, seed=seed))
 
 
