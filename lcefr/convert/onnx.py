@@ -6,6 +6,7 @@ import contextlib
 import numpy as np
 
 from lcefr.convert.tflite import _quiet
+from lcefr.keras_graph import iter_layers
 
 __all__ = ["convert_onnx", "onnx_runner", "ONNX_OPSET"]
 
@@ -16,8 +17,6 @@ ONNX_OPSET = 13
 def _plain_grouped_convs(model):
     """Keras runs grouped convs through an XLA-compiled function that tf2onnx cannot read;
     trace them as plain Conv2D ops (ONNX Conv with ``group``) while exporting."""
-    from lcefr.keras_graph import iter_layers
-
     patched = [l for l in iter_layers(model) if getattr(l, "groups", 1) > 1 and hasattr(l, "convolution_op")]
     for layer in patched:
         layer._jit_compiled_convolution_op = layer.convolution_op

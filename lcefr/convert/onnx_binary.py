@@ -27,6 +27,13 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from lcefr import cuda_ref
+from lcefr.convert.onnx import _plain_grouped_convs
+from lcefr.convert.tflite import _quiet
+from lcefr.keras_graph import is_sign_quantizer, iter_layers
+from lcefr.layers import AdaBinConv2D
+from lcefr.quantizers import adabin_weight_stats, ede_sign
+
 __all__ = ["convert_onnx_binary", "onnx_binary_runner", "pack_weights", "binary_layers", "DOMAINS", "OP_TYPE",
            "count_binary_nodes"]
 
@@ -87,10 +94,6 @@ def binary_layers(model) -> List[BinaryLayer]:
     import larq as lq
     import tensorflow as tf
 
-    from lcefr.keras_graph import is_sign_quantizer, iter_layers
-    from lcefr.layers import AdaBinConv2D
-    from lcefr.quantizers import adabin_weight_stats, ede_sign
-
     found = []
     for layer in iter_layers(model):
         if not isinstance(layer, lq.layers.QuantConv2D):
@@ -127,8 +130,6 @@ def binary_layers(model) -> List[BinaryLayer]:
 def _stand_in_convolutions(layers: List[BinaryLayer]):
     """Make each binary layer compute the stand-in float convolution while tf2onnx traces."""
     import tensorflow as tf
-
-    from lcefr.quantizers import adabin_weight_stats
 
     def stand_in(spec: BinaryLayer):
         layer = spec.layer
@@ -177,9 +178,6 @@ def convert_onnx_binary(model, *, domain: str = "ai.onnx.contrib", opset: int = 
     import tensorflow as tf
     import tf2onnx
     from onnx import helper, numpy_helper
-
-    from lcefr.convert.onnx import _plain_grouped_convs
-    from lcefr.convert.tflite import _quiet
 
     if opset > 13:
         raise ValueError("onnx-binary is written for opset <= 13")
@@ -249,8 +247,6 @@ def _register_op() -> None:
     if _REGISTERED:
         return
     from onnxruntime_extensions import PyCustomOpDef, onnx_op
-
-    from lcefr import cuda_ref
 
     def ints(text: str) -> Tuple[int, ...]:
         return tuple(int(v) for v in text.split(",")) if text else ()

@@ -12,6 +12,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lcefr.data.binset import encode_image, write_bin
+from lcefr.data.folder import scan_image_folder
+from lcefr.data.images import read_face
+from lcefr.data.synth import identity_rng, image_rng, lookalike_identity, render_face, synth_identity
 
 __all__ = ["HELDOUT_OFFSET", "NEGATIVES", "PairPlan", "plan_pairs", "folder_bin", "synthetic_bin"]
 
@@ -118,9 +121,6 @@ def folder_bin(
     Raises:
         ValueError: too few identities/images, or an image that is not an aligned 112x112 face.
     """
-    from lcefr.data.folder import scan_image_folder
-    from lcefr.data.images import read_face
-
     folder = scan_image_folder(root)
     keep = list(range(folder.num_classes))
     excluded = 0
@@ -166,8 +166,6 @@ def synthetic_bin(
     size, ``j``'s facial geometry; :func:`lcefr.data.synth.lookalike_identity`), rendered with its own
     nuisance stream. Matched pairs are the same as with random negatives.
     """
-    from lcefr.data.synth import identity_rng, image_rng, lookalike_identity, render_face, synth_identity
-
     if negatives not in NEGATIVES:
         raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
     identities = identities or max(pairs // 10, 20)

@@ -11,6 +11,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lcefr.convert.tflite import convert_float, convert_int8
+from lcefr.data.synth import synth_faces
+from lcefr.eval.verification import l2_normalize
+from lcefr.personal.verifier import build_verifier, count_macs, count_params
+from lcefr.preprocess import preprocess
+
 __all__ = ["read_faces", "enroll", "Enrollment", "export_tflite", "TFLiteVerifier", "DEFAULT_THRESHOLD"]
 
 #: Decision threshold on the verifier's probability.
@@ -55,9 +61,6 @@ class Enrollment:
 
 def enroll(hypernet, faces: Sequence[np.ndarray], *, name: str = "personal_verifier") -> Enrollment:
     """Generate ``f`` for the person in ``faces`` (aligned uint8 faces, embeddings averaged)."""
-    from lcefr.eval.verification import l2_normalize
-    from lcefr.personal.verifier import build_verifier, count_macs, count_params
-
     if not len(faces):
         raise ValueError("enrollment needs at least one face")
     emb = l2_normalize(hypernet.embedder().raw(np.stack(faces)))
@@ -74,17 +77,12 @@ def _keras_name(name: str) -> str:
 
 def calibration_faces(faces: Sequence[np.ndarray], *, count: int = 64, seed: int = 0) -> np.ndarray:
     """Preprocessed faces for int8 calibration: the enrollment faces, their mirrors and generated faces."""
-    from lcefr.data.synth import synth_faces
-    from lcefr.preprocess import preprocess
-
     own = np.stack(faces)
     return preprocess(np.concatenate([own, own[:, :, ::-1], synth_faces(count, seed=seed)]))
 
 
 def export_tflite(model, *, int8: bool = False, representative: Optional[np.ndarray] = None) -> bytes:
     """``f`` as a ``.tflite`` flatbuffer: float, or int8 weights and activations with float input and output."""
-    from lcefr.convert.tflite import convert_float, convert_int8
-
     if not int8:
         return convert_float(model)
     if representative is None:
@@ -134,8 +132,6 @@ class TFLiteVerifier:
         return np.asarray(out)
 
     def score(self, faces) -> np.ndarray:
-        from lcefr.preprocess import preprocess
-
         return self.score_preprocessed(preprocess(faces))
 
 

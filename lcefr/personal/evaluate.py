@@ -12,6 +12,10 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from lcefr.eval.verification import evaluate, l2_normalize, tar_at_far
+from lcefr.personal.verifier import score_logits
+from lcefr.preprocess import preprocess
+
 __all__ = ["scores_to_pairs", "pair_metrics", "hypernet_pair_scores", "direct_pair_scores", "evaluate_hypernet"]
 
 
@@ -33,8 +37,6 @@ def scores_to_pairs(scores) -> np.ndarray:
 
 def pair_metrics(scores, issame, *, fars: Sequence[float] = (1e-2, 1e-3), folds: int = 10) -> Dict:
     """Accuracy (mean and std over folds) and TAR at each FAR, as ``lcefr eval`` reports them."""
-    from lcefr.eval.verification import evaluate, tar_at_far
-
     issame = np.asarray(issame, bool)
     emb = scores_to_pairs(scores)
     accuracy = evaluate(emb, issame, nrof_folds=folds)[2]
@@ -52,8 +54,6 @@ def _chunks(n: int, size: int):
 
 def hypernet_pair_scores(theta: np.ndarray, probes: np.ndarray, spec, *, batch: int = 32) -> np.ndarray:
     """Logit of network ``i`` on preprocessed probe ``i`` for every pair (a diagonal, computed in chunks)."""
-    from lcefr.personal.verifier import score_logits
-
     out = []
     for sl in _chunks(len(probes), batch):
         out.append(np.diag(np.asarray(score_logits(probes[sl], theta[sl], spec))))
@@ -74,9 +74,6 @@ def evaluate_hypernet(hypernet, images: np.ndarray, issame, *, embeddings=None) 
 
     ``embeddings`` (L2-normalised ``h_bb`` output of ``images[0::2]``) skips the backbone when given.
     """
-    from lcefr.eval.verification import l2_normalize
-    from lcefr.preprocess import preprocess
-
     images = np.asarray(images)
     if embeddings is None:
         embeddings = l2_normalize(hypernet.embedder().raw(images[0::2]))

@@ -18,6 +18,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from lcefr.embed import load_embedder
 from lcefr.personal.verifier import VerifierSpec, count_params, initial_theta
 
 __all__ = ["build_hgen", "Hypernet", "load_hypernet", "META_FILE", "WEIGHTS_FILE"]
@@ -105,8 +106,6 @@ class Hypernet:
         return np.asarray(self.model(emb, training=False), np.float32)
 
     def embedder(self):
-        from lcefr.embed import load_embedder
-
         return load_embedder(self.backbone, seed=int(self.meta["backbone"].get("seed", 0)))
 
 
