@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FACE_SIZE", "ARCFACE_TEMPLATE", "MEAN", "SCALE", "preprocess", "deprocess"]
+__all__ = ["FACE_SIZE", "ARCFACE_TEMPLATE", "MEAN", "SCALE", "normalize", "preprocess", "deprocess"]
 
 FACE_SIZE = 112
 #: insightface ``arcface_dst``: image-left eye, image-right eye, nose tip, left and right mouth corner.
@@ -18,6 +18,11 @@ ARCFACE_TEMPLATE = np.array(
 )
 MEAN = 127.5
 SCALE = 127.5
+
+
+def normalize(x):
+    """``(x - 127.5) / 127.5``: pixel values 0..255 to [-1, 1], for numpy arrays and tensors alike."""
+    return (x - MEAN) / SCALE
 
 
 def preprocess(images, *, size: int = FACE_SIZE) -> np.ndarray:
@@ -31,7 +36,7 @@ def preprocess(images, *, size: int = FACE_SIZE) -> np.ndarray:
         x = x[None]
     if x.ndim != 4 or x.shape[1:] != (size, size, 3):
         raise ValueError(f"Expected aligned RGB faces {size}x{size}x3, got shape {tuple(np.shape(images))}")
-    return ((x.astype(np.float32) - MEAN) / SCALE).astype(np.float32)
+    return normalize(x.astype(np.float32)).astype(np.float32)
 
 
 def deprocess(x) -> np.ndarray:

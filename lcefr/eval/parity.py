@@ -7,7 +7,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from lcefr.data.synth import synth_faces
-from lcefr.preprocess import FACE_SIZE, preprocess
+from lcefr.preprocess import FACE_SIZE, normalize, preprocess
 
 __all__ = ["ParityResult", "cosine_rows", "check_parity", "probe_inputs", "face_inputs", "PARITY_PROBES"]
 
@@ -45,7 +45,7 @@ def probe_inputs(shape, n: int = 4, seed: int = 0) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, *shape)).astype(np.float32)
-    return (images - 127.5) / 127.5
+    return normalize(images)
 
 
 def face_inputs(shape, n: int = 4, seed: int = 0) -> np.ndarray:

@@ -26,7 +26,7 @@ from lcefr.embed import Embedder
 from lcefr.eval.verification import evaluate
 from lcefr.heads.distill import EKDLoss, embedding_mse
 from lcefr.models import create_model, list_models
-from lcefr.preprocess import preprocess
+from lcefr.preprocess import normalize, preprocess
 from lcefr.quantize.fakequant import calibrate, fold_quantized_weights, quant_layers, quantize_model
 
 __all__ = ["LOSSES", "QuantData", "QATResult", "load_teacher", "load_quant_data", "quantization_aware_training",
@@ -136,7 +136,7 @@ def _augment(images, rng: np.random.Generator):
         x = np.roll(x, (int(dy), int(dx)), axis=(0, 1))
         x = (x - 127.5) * rng.uniform(0.8, 1.2) + 127.5 + rng.uniform(-20, 20)
         out[i] = np.clip(x, 0, 255)
-    return (out - 127.5) / 127.5
+    return normalize(out)
 
 
 def _pair_order(labels, rng: np.random.Generator) -> np.ndarray:

@@ -16,7 +16,6 @@ import time
 from dataclasses import asdict
 from typing import Callable, Dict, List, Optional, Tuple
 
-from lcefr.keras_graph import iter_layers
 from lcefr.data.augment import augmenter
 from lcefr.data.binset import read_bin
 from lcefr.data.folder import image_folder_dataset, scan_image_folder
@@ -27,8 +26,9 @@ from lcefr.eval.verification import evaluate
 from lcefr.fileio import read_history, write_atomic
 from lcefr.heads import make_head
 from lcefr.heads.distill import EKDLoss, embedding_mse
-from lcefr.keras_graph import CUSTOM_OBJECTS
+from lcefr.keras_graph import CUSTOM_OBJECTS, iter_layers
 from lcefr.models import create_model, list_models, model_info
+from lcefr.preprocess import normalize
 from lcefr.train.config import TrainConfig, config_to_yaml
 
 __all__ = ["prepare", "run_training", "TrainingPlan", "WarmupCosine", "make_optimizer", "copy_matching_weights"]
@@ -86,7 +86,7 @@ def train_dataset(plan: TrainingPlan, *, global_batch: int):
         ds = image_folder_dataset(plan.source, shuffle=True, seed=seed, repeat=True)
     if plan.config.augment:
         ds = ds.map(augmenter(), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda x, y: ((tf.cast(x, tf.float32) - 127.5) / 127.5, tf.cast(y, tf.int32)),
+    ds = ds.map(lambda x, y: (normalize(tf.cast(x, tf.float32)), tf.cast(y, tf.int32)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
