@@ -7,8 +7,9 @@ import warnings
 import click
 
 from lcefr.cli._common import CliError, echo_json, format_table, json_option
+from lcefr.vocab import ONNX_DOMAINS, TARGETS
 
-TARGET_CHOICE = click.Choice(["tflite", "tflite-int8", "tflite-float", "onnx", "onnx-binary"])
+TARGET_CHOICE = click.Choice(TARGETS)
 
 
 def _calibration(directory, count):
@@ -31,7 +32,7 @@ def _calibration(directory, count):
 @click.option("--calibration-size", default=64, show_default=True, help="Images used for int8 calibration.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity and op-audit checks (not recommended).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random init of a registry SOURCE.")
-@click.option("--domain", type=click.Choice(["ai.onnx.contrib", "trt"]), default="ai.onnx.contrib", show_default=True,
+@click.option("--domain", type=click.Choice(list(ONNX_DOMAINS)), default="ai.onnx.contrib", show_default=True,
               help="onnx-binary: custom-op domain (ai.onnx.contrib for onnxruntime, trt = empty domain for TensorRT).")
 @json_option
 def convert(source, target, output, weights, calibration, calibration_size, no_verify, seed, domain, as_json):

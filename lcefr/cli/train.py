@@ -6,6 +6,7 @@ import os
 import click
 
 from lcefr.cli._common import CliError, echo_json, json_option
+from lcefr.vocab import DISTILL_LOSSES, HEAD_NAMES, OPTIMIZERS, STRATEGIES
 
 # CLI option -> config key; None values are "not given" and leave the config/YAML value alone.
 _OPTION_KEYS = ("model", "data", "head", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "teacher",
@@ -15,20 +16,20 @@ _OPTION_KEYS = ("model", "data", "head", "epochs", "batch_size", "optimizer", "l
 @click.command()
 @click.option("--model", help="Registry model name (see `lcefr models list`).")
 @click.option("--data", help="Identity image folder, insightface RecordIO folder, or 'synthetic' (default).")
-@click.option("--head", type=click.Choice(["arcface", "cosface", "adaface"]), help="Margin head (default arcface).")
+@click.option("--head", type=click.Choice(HEAD_NAMES), help="Margin head (default arcface).")
 @click.option("--epochs", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam", "bop"]),
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               help="sgd (momentum 0.9) or adam; bop flips binary weights (Adam for the float ones).")
 @click.option("--lr", type=float, help="Peak learning rate of the warm-up + cosine schedule.")
 @click.option("--weight-decay", type=float, help="L2 decay of float kernels (not binary latent weights).")
 @click.option("--val-bin", multiple=True, type=click.Path(), help=".bin set evaluated after every epoch (repeatable).")
 @click.option("--teacher", type=click.Path(), help="Frozen full-precision backbone file to distill from.")
-@click.option("--distill", type=click.Choice(["mse", "ekd"]), help="Distillation loss (needs --teacher).")
+@click.option("--distill", type=click.Choice(DISTILL_LOSSES), help="Distillation loss (needs --teacher).")
 @click.option("--init-from", type=click.Path(), help="Start from a backbone file with the same layer names (e.g. a float twin).")
 @click.option("--config", "config_file", type=click.Path(), help="YAML file of config keys; options and key=value win over it.")
 @click.option("--seed", type=int)
-@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), help="tf.distribute strategy.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), help="tf.distribute strategy.")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Default: images // batch size.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (config.yaml, history.json, backbone.keras).")
 @click.option("--benchmark", is_flag=True, help="Print images/s of the input pipeline and of the training step, then exit.")

@@ -9,10 +9,10 @@ import numpy as np
 from lcefr.convert.audit import count_sign_convs
 from lcefr.convert.inspect import inspect_tflite
 from lcefr.eval.parity import PARITY_PROBES, check_parity, face_inputs, probe_inputs
+from lcefr.vocab import ONNX_DOMAINS, TARGETS
 
-__all__ = ["TARGETS", "PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
+__all__ = ["PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
 
-TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx", "onnx-binary")
 #: Minimum mean Keras-vs-converted cosine over the probe faces, per target (int8: enforced on
 #: full-precision models only). The worst single face may fall PARITY_SLACK lower: in a binary
 #: network a float rounding difference next to a sign threshold flips one bit now and then
@@ -114,13 +114,13 @@ def convert(
             raise ValueError("tflite-int8 needs calibration images")
         buffer = convert_int8(model, calibration)
     elif target == "onnx-binary":
-        from lcefr.convert.onnx_binary import DOMAINS, convert_onnx_binary, count_binary_nodes
+        from lcefr.convert.onnx_binary import convert_onnx_binary, count_binary_nodes
 
-        if domain not in DOMAINS:
-            raise ValueError(f"unknown ONNX domain {domain!r}; choose one of {', '.join(DOMAINS)}")
-        buffer = convert_onnx_binary(model, domain=DOMAINS[domain])
+        if domain not in ONNX_DOMAINS:
+            raise ValueError(f"unknown ONNX domain {domain!r}; choose one of {', '.join(ONNX_DOMAINS)}")
+        buffer = convert_onnx_binary(model, domain=ONNX_DOMAINS[domain])
         nodes = count_binary_nodes(buffer)
-        result.ops = {"binary_conv2d": nodes, "domain": DOMAINS[domain]}
+        result.ops = {"binary_conv2d": nodes, "domain": ONNX_DOMAINS[domain]}
         result.checks["op_audit"] = nodes == result.sign_convs
         if nodes != result.sign_convs:
             result.errors.append(f"{nodes} BinaryConv2d nodes for {result.sign_convs} sign-quantized Keras convolutions")

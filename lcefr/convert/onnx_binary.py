@@ -34,13 +34,12 @@ from lcefr.keras_graph import is_sign_quantizer, iter_layers
 from lcefr.layers import AdaBinConv2D
 from lcefr.quantizers import adabin_weight_stats, ede_sign
 
-__all__ = ["convert_onnx_binary", "onnx_binary_runner", "pack_weights", "binary_layers", "DOMAINS", "OP_TYPE",
+__all__ = ["convert_onnx_binary", "onnx_binary_runner", "pack_weights", "binary_layers", "OP_TYPE",
            "count_binary_nodes"]
 
 OP_TYPE = "BinaryConv2d"
 #: --domain choices: onnxruntime-extensions' custom-op domain, or the empty domain TensorRT's
 #: ONNX parser maps to a plugin of the same name
-DOMAINS = {"ai.onnx.contrib": "ai.onnx.contrib", "trt": ""}
 OPSET = 13
 IR_VERSION = 7  # the IR version of opset 13
 

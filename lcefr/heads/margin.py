@@ -23,6 +23,7 @@ from typing import List
 import tensorflow as tf
 
 from lcefr.registry import Registry, UnknownNameError
+from lcefr.vocab import HEAD_NAMES
 
 __all__ = [
     "CombinedMargin",
@@ -405,9 +406,8 @@ class AdaFace(_MarginHead):
         }
 
 
-HEADS.register(ArcFace, name="arcface")
-HEADS.register(CosFace, name="cosface")
-HEADS.register(AdaFace, name="adaface")
+for _name, _cls in zip(HEAD_NAMES, (ArcFace, CosFace, AdaFace)):
+    HEADS.register(_cls, name=_name)
 
 
 def list_heads(pattern: str = "*") -> List[str]:

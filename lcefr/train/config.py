@@ -5,12 +5,9 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_overrides", "config_to_yaml", "HEADS", "OPTIMIZERS", "STRATEGIES", "DISTILL"]
+__all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_overrides", "config_to_yaml"]
 
-HEADS = ("arcface", "cosface", "adaface")
-OPTIMIZERS = ("sgd", "adam", "bop")
-STRATEGIES = ("default", "mirrored", "multiworker")
-DISTILL = ("mse", "ekd")
+from lcefr.vocab import DISTILL_LOSSES, HEAD_NAMES, OPTIMIZERS, STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -45,14 +42,14 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         problems: List[str] = []
-        if self.head not in HEADS:
-            problems.append(f"head {self.head!r} is not one of {', '.join(HEADS)}")
+        if self.head not in HEAD_NAMES:
+            problems.append(f"head {self.head!r} is not one of {', '.join(HEAD_NAMES)}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.strategy not in STRATEGIES:
             problems.append(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        if self.distill is not None and self.distill not in DISTILL:
-            problems.append(f"distill {self.distill!r} is not one of {', '.join(DISTILL)}")
+        if self.distill is not None and self.distill not in DISTILL_LOSSES:
+            problems.append(f"distill {self.distill!r} is not one of {', '.join(DISTILL_LOSSES)}")
         if (self.distill is None) != (self.teacher is None):
             problems.append("--teacher and --distill go together")
         for name in ("epochs", "batch_size", "synth_identities", "synth_per_identity"):

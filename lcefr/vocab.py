@@ -1,0 +1,17 @@
+"""The names lcefr's commands and functions accept, each defined once; click choices derive from
+these tuples. Imports nothing, so the CLI reads it at start-up without TensorFlow."""
+
+__all__ = ["TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES"]
+
+#: `lcefr convert --to`: LCE flatbuffer, its int8 and float siblings, plain ONNX, ONNX with BinaryConv2d nodes.
+TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx", "onnx-binary")
+#: `--domain` of onnx-binary -> the custom-op domain written (TensorRT's parser wants the empty one).
+ONNX_DOMAINS = {"ai.onnx.contrib": "ai.onnx.contrib", "trt": ""}
+#: Margin heads (lcefr.heads.margin registers a class under each name).
+HEAD_NAMES = ("arcface", "cosface", "adaface")
+#: Training optimizers: sgd (momentum 0.9), adam, bop (binary weights; Adam for the float ones).
+OPTIMIZERS = ("sgd", "adam", "bop")
+#: tf.distribute strategies of `lcefr train`.
+STRATEGIES = ("default", "mirrored", "multiworker")
+#: Distillation losses (need a teacher).
+DISTILL_LOSSES = ("mse", "ekd")
