@@ -4,7 +4,7 @@ layers: ``bits`` in their config, the calibrated input range as a weight)."""
 from __future__ import annotations
 
 import logging
-from typing import List
+from typing import List, Sequence
 
 import larq as lq
 import numpy as np
@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from lcefr.quantizers import AdaBinWeight, adabin_weight_stats, check_bits, ede_sign, quantize_activation, quantize_weight
 
-__all__ = ["HEAD_PREFIX", "Maxout", "AdaBinConv2D", "embedding_head", "FakeQuant", "QuantConv2D",
+__all__ = ["HEAD_PREFIX", "Maxout", "AdaBinConv2D", "embedding_head", "staged_backbone", "FakeQuant", "QuantConv2D",
            "QuantDepthwiseConv2D", "QuantDense", "QUANT_OBJECTS"]
 
 #: Every layer of the full-precision embedding head carries this name prefix, so the backbone
@@ -59,6 +59,19 @@ def embedding_head(x, *, embedding_size: int, dropout: float = 0.0, name: str = 
     return tf.keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5, scale=False, name=f"{name}bn_out"
     )(x)
+
+
+def staged_backbone(*, input_shape, embedding_size: int, stem, block, depths: Sequence[int],
+                    widths: Sequence[int], dropout: float = 0.0):
+    """A ResNet-shaped face model: ``stem``, then per stage ``depth`` ``block(x, width, stride)``
+    (stride 2 on each stage's first block), then :func:`embedding_head`."""
+    inputs = tf.keras.Input(shape=input_shape, name="face")
+    x = stem(inputs, widths[0])
+    for depth, width in zip(depths, widths):
+        for i in range(depth):
+            x = block(x, width, 2 if i == 0 else 1)
+    outputs = embedding_head(x, embedding_size=embedding_size, dropout=dropout)
+    return tf.keras.Model(inputs, outputs)
 
 
 

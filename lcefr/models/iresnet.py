@@ -12,7 +12,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from lcefr.layers import embedding_head
+from lcefr.layers import staged_backbone
 from lcefr.models import register_model
 
 __all__ = ["torch_padding", "iresnet", "ir18", "ir34", "ir50", "test_iresnet"]
@@ -66,13 +66,8 @@ def iresnet(
     dropout: float = 0.0,
 ):
     """The one IResNet builder; variants pass their stage depths."""
-    inputs = tf.keras.Input(shape=input_shape, name="face")
-    x = stem(inputs, widths[0])
-    for depth, width in zip(depths, widths):
-        for i in range(depth):
-            x = residual_block(x, width, 2 if i == 0 else 1)
-    outputs = embedding_head(x, embedding_size=embedding_size, dropout=dropout)
-    return tf.keras.Model(inputs, outputs)
+    return staged_backbone(input_shape=input_shape, embedding_size=embedding_size, stem=stem,
+                           block=residual_block, depths=depths, widths=widths, dropout=dropout)
 
 
 @register_model(family="iresnet", binary=False)
