@@ -54,7 +54,8 @@ class _Faces:
 
     def one(self, path: str):
         """(aligned face, info) of the largest face in ``path``; CliError when there is none."""
-        from lcefr.face.align import align_face, is_aligned_face, read_image
+        from lcefr.data.images import is_aligned_face, read_image
+        from lcefr.face.align import align_face
 
         image = read_image(path)
         if is_aligned_face(image):
@@ -145,7 +146,8 @@ def align(in_dir, out_dir, all_faces, max_residual, min_face, as_json):
     import cv2
     import numpy as np
 
-    from lcefr.face.align import align_face, read_image, template_residual
+    from lcefr.data.images import read_image
+    from lcefr.face.align import align_face, template_residual
     from lcefr.fileio import write_atomic
 
     if not os.path.isdir(in_dir):

@@ -96,7 +96,8 @@ def enroll(hypernet_dir, images, name, output, int8, as_json):
     """
     from lcefr.face.detect import DetectorUnavailableError
     from lcefr.fileio import write_atomic
-    from lcefr.personal.enroll import calibration_faces, enroll as run_enroll, export_tflite, read_faces
+    from lcefr.face.photos import read_faces
+    from lcefr.personal.enroll import calibration_faces, enroll as run_enroll, export_tflite
     from lcefr.personal.hypernet import load_hypernet
 
     if not output.endswith(".tflite"):
@@ -128,7 +129,8 @@ def enroll(hypernet_dir, images, name, output, int8, as_json):
 def verify(model, image, threshold, as_json):
     """Is IMAGE the person MODEL (a personal .tflite from `personal enroll`) was made for?"""
     from lcefr.face.detect import DetectorUnavailableError
-    from lcefr.personal.enroll import TFLiteVerifier, read_faces
+    from lcefr.face.photos import read_faces
+    from lcefr.personal.enroll import TFLiteVerifier
 
     verifier = TFLiteVerifier(model)
     try:

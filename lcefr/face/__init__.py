@@ -4,14 +4,7 @@ Pipeline: :mod:`lcefr.face.detect` finds faces and five landmarks (MTCNN), :mod:
 warps each onto the ArcFace 112x112 template, :mod:`lcefr.face.gallery` stores embeddings. The
 TensorFlow-based detector is imported lazily, so importing this package is cheap.
 """
-from lcefr.face.align import (
-    align_face,
-    estimate_similarity,
-    is_aligned_face,
-    read_image,
-    template_residual,
-    transform_points,
-)
+from lcefr.face.align import align_face, estimate_similarity, template_residual, transform_points
 from lcefr.face.detect import DetectorUnavailableError, Detector, Face, MTCNNDetector
 
 __all__ = [
@@ -21,8 +14,6 @@ __all__ = [
     "MTCNNDetector",
     "align_face",
     "estimate_similarity",
-    "is_aligned_face",
-    "read_image",
     "template_residual",
     "transform_points",
 ]

@@ -8,14 +8,11 @@ point patterns", IEEE TPAMI 13(4), 1991: with centred point sets, covariance
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from lcefr.preprocess import ARCFACE_TEMPLATE, FACE_SIZE
 
-__all__ = ["estimate_similarity", "transform_points", "alignment_matrix", "template_residual", "align_face",
-           "is_aligned_face", "read_image"]
+__all__ = ["estimate_similarity", "transform_points", "alignment_matrix", "template_residual", "align_face"]
 
 
 def _points(name: str, pts) -> np.ndarray:
@@ -109,26 +106,3 @@ def align_face(image, landmarks, *, size: int = FACE_SIZE) -> np.ndarray:
     img = _check_image(image)
     matrix = alignment_matrix(landmarks, size=size)
     return cv2.warpAffine(img, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
-def is_aligned_face(image, *, size: int = FACE_SIZE) -> bool:
-    """True for an image already shaped like an aligned face (``size`` x ``size`` x 3)."""
-    return np.shape(image) == (size, size, 3)
-
-
-def read_image(path: str) -> np.ndarray:
-    """An image file as RGB uint8 (grayscale is expanded to three channels).
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: not a decodable image.
-    """
-    import cv2
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such image file: {path}")
-    with open(path, "rb") as f:
-        data = np.frombuffer(f.read(), np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}: not a decodable image file")
-    return np.ascontiguousarray(bgr[:, :, ::-1])

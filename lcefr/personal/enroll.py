@@ -7,7 +7,7 @@ section VI), and the averaged, re-normalised embedding is given to ``h_gen``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -17,38 +17,10 @@ from lcefr.eval.verification import l2_normalize
 from lcefr.personal.verifier import build_verifier, count_macs, count_params
 from lcefr.preprocess import preprocess
 
-__all__ = ["read_faces", "enroll", "Enrollment", "export_tflite", "TFLiteVerifier", "DEFAULT_THRESHOLD"]
+__all__ = ["enroll", "Enrollment", "export_tflite", "TFLiteVerifier", "DEFAULT_THRESHOLD"]
 
 #: Decision threshold on the verifier's probability.
 DEFAULT_THRESHOLD = 0.5
-
-
-def read_faces(paths: Sequence[str], *, detector=None) -> List[np.ndarray]:
-    """Aligned 112x112 RGB faces, one per path (the largest face of each photograph).
-
-    ``detector`` (an :class:`lcefr.face.Detector`) is created on first need when not given.
-
-    Raises:
-        FileNotFoundError: a missing file. ValueError: an unreadable image or one without a face.
-        lcefr.face.DetectorUnavailableError: a photograph needs detection but MTCNN is not installed.
-    """
-    from lcefr.face.align import align_face, is_aligned_face, read_image
-
-    faces = []
-    for path in paths:
-        image = read_image(path)
-        if is_aligned_face(image):
-            faces.append(image)
-            continue
-        if detector is None:
-            from lcefr.face.detect import MTCNNDetector
-
-            detector = MTCNNDetector()
-        found = detector.detect(image)
-        if not found:
-            raise ValueError(f"no face found in {path}")
-        faces.append(align_face(image, found[0].landmarks))
-    return faces
 
 
 @dataclass

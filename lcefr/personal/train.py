@@ -19,6 +19,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from lcefr.data.folder import scan_image_folder
+from lcefr.data.images import is_aligned_face, read_image
 from lcefr.data.synth import synth_faces
 from lcefr.embed import load_embedder
 from lcefr.eval.verification import l2_normalize
@@ -127,8 +128,6 @@ class TrainingData:
 
 
 def _folder_images(root: str):
-    from lcefr.face.align import is_aligned_face, read_image
-
     folder = scan_image_folder(root)
     images = []
     for path in folder.paths:

@@ -64,7 +64,8 @@ def test_train_rejects_unknown_keys(tmp_path):
 
 @pytest.mark.slow
 def test_enroll_verify_round_trip(tmp_path, hypernet_dir, faces):
-    from lcefr.personal.enroll import enroll, read_faces
+    from lcefr.face.photos import read_faces
+    from lcefr.personal.enroll import enroll
     from lcefr.personal.hypernet import load_hypernet
     from lcefr.preprocess import preprocess
 
