@@ -16,8 +16,9 @@ TensorRT only if it imports). It
    outputs, and compares bit-exactly with the CPU reference (the epilogue's multipliers, biases
    and AdaBin scales are dyadic, so every fused output is exact in float32 on both sides);
 4. times each binary path against the same layer as a PyTorch/cuDNN convolution in FP32, TF32 and
-   FP16 (channels-last), on IResNet-18's convolutions (seed 000's layer shapes, the table of
-   :mod:`lcefr.trt.microbench`) at batch 1 and 64: CUDA events, warm-up, medians;
+   FP16 (channels-last), and as a one-layer TensorRT engine in FP16 and INT8 when TensorRT 8.5+
+   imports (:mod:`lcefr.trt.gpu_trt`), on IResNet-18's convolutions (seed 000's layer shapes, the
+   table of :mod:`lcefr.trt.microbench`) at batch 1 and 64: CUDA events, warm-up, medians;
 5. writes ``reports/gpu-check-<gpu>-<UTC>.{json,md}`` (and ``.png`` when matplotlib imports) and
    prints the tables. Exit 0: every comparison passed; 1: one failed.
 """
@@ -43,6 +44,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lcefr import cuda_ref
+from lcefr.trt import gpu_trt
 from lcefr.trt.cuda_device import E_PATH, CudaDevice, DeviceError, expected_path
 from lcefr.trt.microbench import IR18_CONVS
 
@@ -135,12 +137,13 @@ def import_torch(required: bool):
     return torch
 
 
-def tensorrt_version() -> Optional[str]:
+def import_tensorrt():
+    """The ``tensorrt`` module, or None."""
     try:
-        import tensorrt  # optional: only reported
+        import tensorrt  # optional: the TensorRT rows
     except ImportError:
         return None
-    return str(getattr(tensorrt, "__version__", "unknown"))
+    return tensorrt
 
 
 # ---- building ---------------------------------------------------------------------------------
@@ -333,9 +336,10 @@ def _torch_ms(torch, layer, batch: int, mode: str, warmup: int, iters: int) -> f
     return _median([a.elapsed_time(b) for a, b in zip(starts, stops)])
 
 
-def time_layers(device, torch=None, *, layers=IR18_CONVS, batches=BATCHES, warmup: int = 10,
+def time_layers(device, torch=None, *, trt=None, layers=IR18_CONVS, batches=BATCHES, warmup: int = 10,
                 iters: int = 50, progress=None) -> List[Dict]:
-    """Median device ms of each binary path and each PyTorch mode per (layer, batch)."""
+    """Median device ms of each binary path, each PyTorch mode and (with ``trt``) each TensorRT
+    precision per (layer, batch); ``speedup`` is every baseline's time over the best binary path's."""
     rows = []
     paths = binary_paths(device.cc, device.compiled_arch)
     rng = np.random.default_rng(0)
@@ -360,10 +364,14 @@ def time_layers(device, torch=None, *, layers=IR18_CONVS, batches=BATCHES, warmu
         if torch is not None:
             for mode in TORCH_MODES:
                 row["ms"][f"cudnn-{mode}"] = _torch_ms(torch, layer, batch, mode, warmup, iters)
+        if trt is not None and torch is not None:
+            for precision in gpu_trt.PRECISIONS:
+                engine = gpu_trt.conv_engine(trt, layer, batch, precision)
+                row["ms"][f"tensorrt-{precision}"] = gpu_trt.engine_ms(torch, engine, layer, batch,
+                                                                       warmup=warmup, iters=iters)
         best = min(paths, key=lambda k: row["ms"][k])
         row["best_binary"] = best
-        row["speedup"] = {f"vs-cudnn-{m}": row["ms"][f"cudnn-{m}"] / row["ms"][best]
-                          for m in TORCH_MODES if f"cudnn-{m}" in row["ms"]}
+        row["speedup"] = {f"vs-{k}": v / row["ms"][best] for k, v in row["ms"].items() if k not in paths}
         rows.append(row)
         if progress:
             progress(j + 1, len(jobs))
@@ -398,11 +406,13 @@ def markdown(report: Dict) -> str:
                   f"{r.get('note', '')}".rstrip() for r in failures[:20]]
     if report["timing"]:
         keys = list(report["timing"][0]["ms"])
+        baselines = [k[3:] for k in report["timing"][0]["speedup"]]
         lines += ["", "## Time per layer (median device ms; IResNet-18 convolutions, binary: NHWC float out)", "",
-                  "| layer | batch | cin->cout | k/s | size | " + " | ".join(keys) + " | best binary vs cuDNN fp32 / tf32 / fp16 |",
+                  "| layer | batch | cin->cout | k/s | size | " + " | ".join(keys)
+                  + f" | best binary vs {' / '.join(baselines) or '-'} |",
                   "|---:|---:|---|---|---:|" + "---:|" * len(keys) + "---|"]
         for r in report["timing"]:
-            sp = " / ".join(f"{r['speedup'][f'vs-cudnn-{m}']:.2f}x" for m in TORCH_MODES if f"vs-cudnn-{m}" in r["speedup"])
+            sp = " / ".join(f"{v:.2f}x" for v in r["speedup"].values())
             lines.append(f"| {r['layer']} | {r['batch']} | {r['in_channels']}->{r['out_channels']} | "
                          f"{r['kernel']}/{r['stride']} | {r['size']} | " + " | ".join(f"{r['ms'][k]:.4f}" for k in keys)
                          + f" | {r['best_binary']} {sp or '-'} |")
@@ -497,17 +507,19 @@ def run(args) -> Tuple[Dict, int]:
     else:
         notes.append(f"fallback library not built: sm_{arch} has no newer tensor-core path to fall back from "
                      "that nvcc can leave out (CUDA 13 targets compute_75 and newer)")
-    trt = tensorrt_version()
+    trt = import_tensorrt()
     if trt is None:
-        notes.append("TensorRT is not importable: no TensorRT FP16/INT8 rows and no plugin engine check")
-    else:
-        notes.append(f"TensorRT {trt} imports, but the TensorRT rows and the plugin engine check are not "
-                     "implemented in gpu-check yet: run `make trt` and `lcefr trt build/run` by hand")
+        notes.append("TensorRT is not importable: no TensorRT FP16/INT8 rows")
+    elif gpu_trt.unsupported(trt):
+        notes.append(gpu_trt.unsupported(trt))
+        trt = None
+    elif torch is None:
+        notes.append("TensorRT rows need PyTorch for device buffers: none with --no-torch")
     if torch is None:
         notes.append("--no-torch: no cuDNN rows")
     iters = 20 if args.quick else 100
     layers = IR18_CONVS[::3] if args.quick else IR18_CONVS
-    timing = time_layers(native, torch, layers=layers, batches=BATCHES, iters=iters,
+    timing = time_layers(native, torch, trt=trt, layers=layers, batches=BATCHES, iters=iters,
                          progress=_progress("timing", args.json))
     summary = summarize(rows)
     passed = sum(r["pass"] for r in rows)
@@ -518,7 +530,7 @@ def run(args) -> Tuple[Dict, int]:
         "host": {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine()},
         "nvcc": {"path": nvcc, "version": _nvcc_version(nvcc)},
         "torch": None if torch is None else f"{torch.__version__} (cuDNN {torch.backends.cudnn.version()})",
-        "tensorrt": trt, "rows": len(rows), "rows_passed": passed, "passed": passed == len(rows),
+        "tensorrt": None if trt is None else str(trt.__version__), "rows": len(rows), "rows_passed": passed, "passed": passed == len(rows),
         "summary": summary, "kernels": rows, "timing": timing, "notes": notes,
     }
     return report, 0 if report["passed"] else 1

@@ -313,3 +313,116 @@ def test_module_under_numpy_2(tmp_path):
     proc = subprocess.run([str(python), "-c", NUMPY2_CHECK], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("numpy 2.")
+
+
+# ---- TensorRT rows (a fake tensorrt module records the network definition) ------------------------
+
+
+def fake_tensorrt(version="10.3.0", build_ok=True):
+    import types
+
+    calls = []
+    m = types.SimpleNamespace(__version__=version, calls=calls, float32="float32")
+    m.Logger = type("Logger", (), {"ERROR": 1, "__init__": lambda self, sev: calls.append(("Logger", sev))})
+    m.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
+    m.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8")
+    m.Weights = lambda array: ("Weights", array.shape, array.dtype)
+
+    class Tensor:
+        def __init__(self, name, shape=None):
+            self.name, self.shape = name, shape
+
+        def set_dynamic_range(self, lo, hi):
+            calls.append(("dynamic_range", self.name, lo, hi))
+
+    class Conv:
+        def __init__(self):
+            self.out = Tensor("conv")
+
+        def __setattr__(self, key, value):
+            if key in ("stride_nd", "padding_nd"):
+                calls.append((key, value))
+            object.__setattr__(self, key, value)
+
+        def get_output(self, i):
+            return self.out
+
+    class Network:
+        def add_input(self, name, dtype, shape):
+            calls.append(("add_input", name, dtype, shape))
+            return Tensor(name, shape)
+
+        def add_convolution_nd(self, x, cout, kernel, w, b):
+            calls.append(("add_convolution_nd", cout, kernel, w, b))
+            return Conv()
+
+        def mark_output(self, t):
+            calls.append(("mark_output", t.name))
+
+    class Config:
+        def set_flag(self, flag):
+            calls.append(("set_flag", flag))
+
+    class Builder:
+        def __init__(self, logger):
+            pass
+
+        def create_network(self, flags):
+            calls.append(("create_network", flags))
+            return Network()
+
+        def create_builder_config(self):
+            return Config()
+
+        def build_serialized_network(self, network, config):
+            return b"PLAN" if build_ok else None
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            return ("engine", bytes(data))
+
+    m.Builder, m.Runtime = Builder, Runtime
+    return m
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+@pytest.mark.parametrize("version, flags", [("10.3.0", 0), ("8.6.1", 1)])
+def test_tensorrt_conv_engine_defines_the_layer(precision, version, flags):
+    from lcefr.trt import gpu_trt
+    from lcefr.trt.microbench import IR18_CONVS
+
+    trt = fake_tensorrt(version)
+    layer = IR18_CONVS[17]  # 512 -> 512, 3x3, stride 2, 14x14
+    assert gpu_trt.conv_engine(trt, layer, 64, precision) == ("engine", b"PLAN")
+    calls = trt.calls
+    assert ("create_network", flags) in calls
+    assert ("add_input", "x", "float32", (64, 512, 14, 14)) in calls
+    conv = next(c for c in calls if c[0] == "add_convolution_nd")
+    assert conv[1:3] == (512, (3, 3)) and conv[3] == ("Weights", (512, 512, 3, 3), np.float32)
+    assert ("stride_nd", (2, 2)) in calls and ("padding_nd", (1, 1)) in calls and ("mark_output", "y") in calls
+    flags_set = [c[1] for c in calls if c[0] == "set_flag"]
+    assert flags_set == (["FP16", "INT8"] if precision == "int8" else ["FP16"])
+    assert any(c[0] == "dynamic_range" for c in calls) == (precision == "int8")
+
+
+def test_tensorrt_build_failure_and_old_versions():
+    from lcefr.trt import gpu_trt
+    from lcefr.trt.microbench import IR18_CONVS
+
+    with pytest.raises(RuntimeError, match="could not build the fp16 engine of conv 1"):
+        gpu_trt.conv_engine(fake_tensorrt(build_ok=False), IR18_CONVS[0], 1, "fp16")
+    with pytest.raises(ValueError, match="precision"):
+        gpu_trt.conv_engine(fake_tensorrt(), IR18_CONVS[0], 1, "fp8")
+    assert "older than 8.5" in gpu_trt.unsupported(fake_tensorrt("8.2.1"))
+    assert gpu_trt.unsupported(fake_tensorrt("10.3.0")) is None
+
+
+def test_report_names_an_old_tensorrt(fake_machine, monkeypatch, capsys):
+    _, tmp_path = fake_machine
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt("8.2.1"))
+    assert gpu_check.main(["--out", str(tmp_path), "--no-torch", "--quick"]) == 0
+    report = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert any("older than 8.5" in n for n in report["notes"]) and report["tensorrt"] is None
