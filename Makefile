@@ -81,7 +81,7 @@ study-hbb: study-teacher
 study-personal: study-teacher
 	$(BIN)/python scripts/study_personal.py --backbone $(TEACHER_DIR)/backbone.keras $(STUDY_ARGS)
 
-# The README's stronger-h_bb run of the personal study (same data and seeds, h_bb from study-hbb).
+# The stronger-h_bb run of the personal study (docs/studies.md) (same data and seeds, h_bb from study-hbb).
 study-personal-hbb: study-hbb
 	$(BIN)/python scripts/study_personal.py --backbone $(HBB_DIR)/backbone.keras --work build/study-personal-hbb \
 		--results build/study-personal-hbb.jsonl $(STUDY_ARGS)
@@ -134,14 +134,22 @@ clean:
 
 # --- CUDA kernels (issue 7) -------------------------------------------------------------------
 # cuda-ref:  CPU reference library of the kernels (g++ only, what lcefr.cuda_ref loads)
-# cuda:      compile-check jetson/cuda/*.cu with the installed nvcc for CUDA_ARCHS (no GPU needed)
+# cuda:      compile-check jetson/cuda/*.cu for CUDA_ARCHS (no GPU needed) with NVCC, else the nvcc
+#            on PATH, else /usr/local/cuda/bin/nvcc, else the pinned CUDA 13.0 nvcc wheels from PyPI,
+#            installed once into CUDA_PYPI (~250 MB)
 # cuda-sm53: opt-in, not in CI: unpack Debian's CUDA 11.8 into CUDA_TOOLKIT (~860 MB download,
 #            3.7 GB) and compile for the Jetson Nano's sm_53 (nvcc 13 cannot target it)
 .PHONY: cuda cuda-ref cuda-sm53
 CUDA_DIR     := jetson/cuda
 CUDA_BUILD   := build/cuda
 CUDA_HEADERS := $(CUDA_DIR)/bconv_api.h $(CUDA_DIR)/bconv_common.h
-NVCC         ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+# nvcc 13 needs its companions of the same release: crt and runtime headers, cccl (<nv/target>), nvvm (cicc)
+CUDA_PYPI      := build/cuda-nvcc
+CUDA_PYPI_PINS := nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-cuda-runtime==13.0.96 \
+                  nvidia-cuda-cccl==13.0.85 nvidia-nvvm==13.0.88
+CUDA_PYPI_STAMP := $(CUDA_PYPI)/.installed-13.0.88
+CUDA_PYPI_NVCC := $(CUDA_PYPI)/nvidia/cu13/bin/nvcc
+NVCC         ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc),$(CUDA_PYPI_NVCC))
 CUDA_ARCHS   ?= 75 87 90
 NVCC_FLAGS   ?= -std=c++14 -O3 -Xcompiler -fPIC,-Wall
 CUDA_TOOLKIT ?= build/cuda-toolkit

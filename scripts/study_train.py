@@ -119,7 +119,7 @@ def main():
     if args.distill:
         teacher = args.teacher or os.path.join(BUILD, "study-train", f"{args.float_model}-seed0", "backbone.keras")
         if not os.path.exists(teacher):
-            raise SystemExit(f"error: no teacher at {teacher}; train it first (see the README, Training)")
+            raise SystemExit(f"error: no teacher at {teacher}; train it first (see docs/studies.md, training study)")
         plain = {r["seed"]: r for r in records if r["model"] == args.binary_model + fixed}
         if args.teacher:  # a teacher from outside this study: its held-out accuracy goes into the table
             records.append({"model": f"teacher {os.path.relpath(teacher, ROOT)}", "seed": "-", "before": None,

@@ -1,4 +1,4 @@
-"""Markdown speed table from `make demo-zoo`'s rows (build/demo-zoo/rows.jsonl), for the README.
+"""Markdown speed table from `make demo-zoo`'s rows (build/demo-zoo/rows.jsonl), for docs/studies.md.
 
     python scripts/zoo_table.py [build/demo-zoo/rows.jsonl]
 """

@@ -138,7 +138,7 @@ def test_data_bad_input(workdir, tmp_path):
 
 @pytest.mark.slow
 def test_random_ir18_is_near_chance_on_generated_heldout(tmp_path):
-    """Acceptance guard (the 6,000-pair run is in the README): an untrained ir18 scores <= 70%."""
+    """Acceptance guard (the 6,000-pair run is in docs/data.md): an untrained ir18 scores <= 70%."""
     path = tmp_path / "heldout.bin"
     assert run("data", "make-bin", "synthetic", "--pairs", 200, "--seed", 0, "--out", path).exit_code == 0
     result = run("eval", "ir18", "--bin", path, "--json", "--batch-size", 50)

@@ -25,7 +25,7 @@ def _pct(v):
 @click.option("--batch-size", default=16, show_default=True, type=int, help="Images per step.")
 @click.option("--lr", default=1e-4, show_default=True, type=float,
               help="SGD (momentum 0.9) learning rate, cosine decay to 0. Seed 002 uses 1e-3, which "
-                   "pulls a well-trained teacher's copy away from it (README).")
+                   "pulls a well-trained teacher's copy away from it (docs/studies.md).")
 @click.option("--calibration-images", default=256, show_default=True, type=int,
               help="Images whose activations set the frozen ranges (and the int8 export's).")
 @click.option("--val-bin", multiple=True, type=click.Path(), help=".bin set: teacher vs quantized accuracy (repeatable).")

@@ -175,7 +175,7 @@ def quantization_aware_training(
         loss: ``ekd``, ``mse`` or ``ekd+ce`` (needs labels).
         epochs, batch_size, lr: SGD (momentum 0.9) with cosine decay to 0. Seed 002 uses lr 1e-3; the
             default 1e-4 kept w8a8 within 0.1 point of a weak (72%) and a strong (96.6%) teacher,
-            where 1e-3 cost the strong one 2.75 points (README).
+            where 1e-3 cost the strong one 2.75 points (docs/studies.md, quantization study).
         calibration_images: images (un-augmented) whose activations set the frozen ranges.
         progress: called with the number of images after every step.
 

@@ -231,7 +231,7 @@ def _strategy(name: str):
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster (see the README)")
+            raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster (see docs/training.md)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
