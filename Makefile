@@ -164,10 +164,23 @@ $(CUDA_BUILD)/liblcefr_bconv_ref.so: $(CUDA_DIR)/bconv_ref.cpp $(CUDA_HEADERS)
 
 cuda: $(CUDA_BUILD)/bconv_kernels.o
 
-$(CUDA_BUILD)/bconv_kernels.o: $(CUDA_DIR)/bconv_kernels.cu $(CUDA_HEADERS)
+$(CUDA_BUILD)/bconv_kernels.o: $(CUDA_DIR)/bconv_kernels.cu $(CUDA_HEADERS) | $(if $(filter $(CUDA_PYPI_NVCC),$(NVCC)),$(CUDA_PYPI_STAMP))
 	@mkdir -p $(@D)
 	@test -x "$(NVCC)" || { echo "make cuda: nvcc not found (set NVCC=/path/to/nvcc)" >&2; exit 2; }
 	$(NVCC) $(NVCC_FLAGS) $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -c $< -o $@
+
+# pip --target skips a top-level folder (nvidia/) that already exists, hence one pip call into an empty folder.
+# pip: $(PYTHON)'s, else the venv's (Debian's python3 may come without pip).
+$(CUDA_PYPI_STAMP):
+	@echo "make cuda: no nvcc on PATH or in /usr/local/cuda: installing CUDA 13.0 nvcc from PyPI into $(CUDA_PYPI)"
+	@rm -rf $(CUDA_PYPI)
+	@if $(PYTHON) -m pip --version >/dev/null 2>&1; then pip="$(PYTHON) -m pip"; \
+	elif $(BIN)/python -m pip --version >/dev/null 2>&1; then pip="$(BIN)/python -m pip"; \
+	else echo "make cuda: no nvcc, and no pip to fetch one ($(PYTHON) -m pip): install python3-pip or set NVCC=/path/to/nvcc" >&2; exit 2; fi; \
+	PIP_ROOT_USER_ACTION=ignore $$pip install -q --disable-pip-version-check --no-deps --only-binary=:all: \
+		--target $(CUDA_PYPI) $(CUDA_PYPI_PINS)
+	@test -x $(CUDA_PYPI_NVCC) || { echo "make cuda: $(CUDA_PYPI_NVCC) missing after the pip install" >&2; exit 2; }
+	@touch $@
 
 cuda-sm53: $(CUDA_BUILD)/bconv_kernels_sm53.o
 
