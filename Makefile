@@ -81,7 +81,7 @@ study-hbb: study-teacher
 study-personal: study-teacher
 	$(BIN)/python scripts/study_personal.py --backbone $(TEACHER_DIR)/backbone.keras $(STUDY_ARGS)
 
-# The stronger-h_bb run of the personal study (docs/studies.md) (same data and seeds, h_bb from study-hbb).
+# The stronger-h_bb run of the personal study in docs/studies.md: same data and seeds, h_bb from study-hbb.
 study-personal-hbb: study-hbb
 	$(BIN)/python scripts/study_personal.py --backbone $(HBB_DIR)/backbone.keras --work build/study-personal-hbb \
 		--results build/study-personal-hbb.jsonl $(STUDY_ARGS)
