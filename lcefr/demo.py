@@ -5,7 +5,20 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
+from lcefr.bench.local import time_lce, time_tflite
+from lcefr.convert.api import ConversionCheckError, convert
+from lcefr.convert.onnx import onnx_runner
+from lcefr.data.binset import read_bin
+from lcefr.data.pairs import synthetic_bin
+from lcefr.embed import load_embedder
+from lcefr.eval.parity import face_inputs, probe_inputs
+from lcefr.eval.verification import evaluate
 from lcefr.fileio import write_atomic
+from lcefr.profile import summarize
+from lcefr.runtime import latency_stats, time_callable
+from lcefr.source import load_source
+from lcefr.train.config import TrainConfig
+from lcefr.train.fit import prepare, run_training
 
 __all__ = ["DEMO_MODELS", "DemoRow", "run_model", "run_demo", "PipelineResult", "run_pipeline"]
 
@@ -49,11 +62,6 @@ def run_model(
     """
     import tensorflow as tf
 
-    from lcefr.bench.local import time_lce
-    from lcefr.convert.api import convert
-    from lcefr.source import load_source
-    from lcefr.profile import summarize
-
     tf.keras.backend.clear_session()
     src = load_source(name)
     total = summarize(name, src.model)["total"]
@@ -83,11 +91,6 @@ def run_model(
 
 def _compare(row: DemoRow, src, *, out_dir, runs: int, warmup: int, threads: int) -> None:
     """Float, int8 (TFLite + XNNPACK) and ONNX (onnxruntime) versions of the same model, checked and timed."""
-    from lcefr.bench.local import latency_stats, time_callable, time_tflite
-    from lcefr.convert.api import ConversionCheckError, convert
-    from lcefr.convert.onnx import onnx_runner
-    from lcefr.eval.parity import face_inputs, probe_inputs
-
     shape = tuple(src.model.input_shape[1:])
     calibration = face_inputs(shape, n=32, seed=7)
     for target, suffix in (("tflite-float", "float.tflite"), ("tflite-int8", "int8.tflite"), ("onnx", "onnx")):
@@ -125,8 +128,6 @@ def run_demo(
     compare: bool = False,
     on_row: Callable[[DemoRow], None] = lambda r: None,
 ) -> List[DemoRow]:
-    from lcefr.convert.api import ConversionCheckError
-
     rows = []
     for name in names:
         try:
@@ -185,15 +186,6 @@ def run_pipeline(
 
     import tensorflow as tf
 
-    from lcefr.bench.local import time_lce
-    from lcefr.convert.api import convert
-    from lcefr.data.binset import read_bin
-    from lcefr.data.pairs import synthetic_bin
-    from lcefr.embed import load_embedder
-    from lcefr.eval.verification import evaluate
-    from lcefr.train.config import TrainConfig
-    from lcefr.train.fit import prepare, run_training
-
     os.makedirs(out_dir, exist_ok=True)
     bin_path = os.path.join(out_dir, f"heldout-{pairs}.bin")
     if not os.path.exists(bin_path):
@@ -222,7 +214,6 @@ def run_pipeline(
     tf.keras.backend.clear_session()
     after = accuracy(backbone)
     log(f"      trained in {train_s:.0f} s: held-out accuracy {100 * after:.2f}%")
-    from lcefr.source import load_source
 
     src = load_source(backbone)
     buffer, result = convert(src.model, target="tflite", name=model, lce_native=src.lce_native, trained=not src.random_init)

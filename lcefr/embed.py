@@ -12,7 +12,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from lcefr.eval.verification import flip_fuse, l2_normalize
 from lcefr.preprocess import preprocess
+from lcefr.runtime import check_tflite, lce_interpreter
 
 __all__ = ["Embedder", "load_embedder"]
 
@@ -41,8 +43,6 @@ class Embedder:
 
     def embed(self, images: np.ndarray, *, flip: bool = True, progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
         """L2-normalised embeddings; with ``flip`` the sum of the face's and its mirror's embeddings."""
-        from lcefr.eval.verification import flip_fuse, l2_normalize
-
         images = np.asarray(images)
         emb = self.raw(images, progress=progress)
         if not flip:
@@ -51,12 +51,9 @@ class Embedder:
 
 
 def _tflite_runner(path: str, threads: int):
-    from lcefr.bench.local import lce_interpreter
-
     with open(path, "rb") as f:
         buffer = f.read()
-    if buffer[4:8] != b"TFL3":
-        raise ValueError(f"{path} is not a TFLite flatbuffer")
+    check_tflite(buffer, name=path)
     interpreter = lce_interpreter(buffer, threads=threads, kernel="indirect")
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -75,7 +72,7 @@ def load_embedder(model: str, *, threads: int = 1, batch_size: int = 32, seed: i
         if not os.path.isfile(model):
             raise FileNotFoundError(f"no such model file: {model}")
         return Embedder(name=os.path.basename(model), kind="tflite", run=_tflite_runner(model, threads), batch_size=batch_size)
-    from lcefr.source import load_source
+    from lcefr.source import load_source  # TensorFlow: a .tflite embedder runs without it
 
     src = load_source(model, seed=seed)
     keras_model = src.model

@@ -1,4 +1,4 @@
-"""Latency measurement: local interpreters now, remote (SSH) boards in :mod:`lcefr.bench.remote`."""
-from lcefr.bench.local import BenchResult, latency_stats, time_lce, time_tflite, lce_interpreter
+"""Latency measurement on this machine; boards over SSH are :mod:`lcefr.board`."""
+from lcefr.bench.local import BenchResult, bench_files, time_lce, time_tflite
 
-__all__ = ["BenchResult", "latency_stats", "time_lce", "time_tflite", "lce_interpreter"]
+__all__ = ["BenchResult", "bench_files", "time_lce", "time_tflite"]

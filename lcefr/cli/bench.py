@@ -11,25 +11,6 @@ from lcefr.cli._common import CliError, echo_json, format_table, json_option
 KERNELS = click.Choice(["auto", "default", "indirect"])
 
 
-def _local_rows(files, threads, runs, warmup, kernel, progress):
-    from lcefr.bench.local import time_lce, time_tflite
-    from lcefr.bench.remote import model_name
-    from lcefr.bench.runner import fastest, is_lce_model
-
-    rows = []
-    for path in progress(files):
-        name = model_name(path)
-        with open(path, "rb") as f:
-            buffer = f.read()
-        if not is_lce_model(path):
-            rows.append(time_tflite(buffer, name=name, threads=threads, runs=runs, warmup=warmup).to_dict())
-            continue
-        kernels = ["default", "indirect"] if kernel == "auto" else [kernel]
-        rows.append(fastest([time_lce(buffer, name=name, threads=threads, runs=runs, warmup=warmup, kernel=k).to_dict()
-                             for k in kernels]))
-    return rows
-
-
 def _table(rows, host=None):
     def fmt(v):
         return "-" if v is None else f"{v:.2f}"
@@ -83,13 +64,17 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
     --trt-onnx FILE (with --remote): the TensorRT plugin is built on the board and FILE is timed on
     its GPU with trtexec (rows "tensorrt", plugin-fp32/plugin-fp16) after the .tflite rows.
     """
+    from lcefr.runtime import check_tflite
+
     for path in files:
         if not os.path.isfile(path):
             raise CliError(f"model file not found: {path}")
         with open(path, "rb") as f:
             head = f.read(8)
-        if len(head) < 8 or head[4:8] != b"TFL3":
-            raise CliError(f"{path} is not a .tflite flatbuffer (no TFL3 identifier)")
+        try:
+            check_tflite(head, name=path)
+        except ValueError as err:
+            raise CliError(str(err)) from None
     for path in trt_onnx:
         if not remotes:
             raise CliError("--trt-onnx needs --remote (TensorRT runs on the board)")
@@ -101,14 +86,15 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
         failed = _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runtime, timeout, tegrastats,
                          reports, known_hosts, threads, runs, warmup, kernel, as_json, trt_onnx)
     else:
-        progress = (lambda items: items) if as_json else (
-            lambda items: click.progressbar(items, label="timing", file=sys.stderr, item_show_func=lambda p: p and os.path.basename(p)))
+        from lcefr.bench.local import bench_files
+
         if as_json:
-            rows = _local_rows(files, threads, runs, warmup, kernel, progress)
+            rows = bench_files(files, threads=threads, runs=runs, warmup=warmup, kernel=kernel)
             echo_json(rows)
         else:
-            with progress(files) as bar:
-                rows = _local_rows(bar, threads, runs, warmup, kernel, lambda items: items)
+            with click.progressbar(files, label="timing", file=sys.stderr,
+                                   item_show_func=lambda p: p and os.path.basename(p)) as bar:
+                rows = bench_files(bar, threads=threads, runs=runs, warmup=warmup, kernel=kernel)
             click.echo(_table(rows))
         failed = any(r["status"] != "ok" for r in rows)
     if failed:

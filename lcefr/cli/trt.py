@@ -68,7 +68,7 @@ def build(onnx_path, output, fp16, workspace_mb, batch, plugin, as_json):
 @json_option
 @_environment_errors
 def run(engine_path, runs, warmup, plugin, as_json):
-    """Time ENGINE on random inputs: latency (mean, median, p90, min) and FPS (1000 / median)."""
+    """Time ENGINE on random inputs: latency (mean, median, p90, min) and FPS (1000 / mean)."""
     from lcefr.trt.engine import run_engine
 
     result = run_engine(engine_path, runs=runs, warmup=warmup, plugin=plugin)

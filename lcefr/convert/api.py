@@ -8,7 +8,12 @@ import numpy as np
 
 from lcefr.convert.audit import count_sign_convs
 from lcefr.convert.inspect import inspect_tflite
+from lcefr.convert.onnx import convert_onnx, onnx_runner
+from lcefr.convert.onnx_binary import convert_onnx_binary, count_binary_nodes, onnx_binary_runner
+from lcefr.convert.tflite import convert_float, convert_int8, convert_lce
 from lcefr.eval.parity import PARITY_PROBES, check_parity, face_inputs, probe_inputs
+from lcefr.keras_graph import iter_layers
+from lcefr.runtime import lce_interpreter
 from lcefr.vocab import ONNX_DOMAINS, TARGETS
 
 __all__ = ["PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
@@ -58,16 +63,12 @@ class ConversionCheckError(ValueError):
 
 def tflite_runner(buffer: bytes, *, kernel: str = "indirect"):
     """``x -> embeddings`` for a flatbuffer: LCE's interpreter (runs both LCE and builtin ops)."""
-    from lcefr.bench.local import lce_interpreter
-
     interpreter = lce_interpreter(buffer, threads=1, kernel=kernel)
     return interpreter.predict
 
 
 def _is_binary(model) -> bool:
     import larq as lq
-
-    from lcefr.keras_graph import iter_layers
 
     return any(
         getattr(layer, "kernel_quantizer", None) is not None or getattr(layer, "input_quantizer", None) is not None
@@ -99,8 +100,6 @@ def convert(
         ValueError: unknown target, or int8 without calibration data.
         ConversionCheckError: a check failed (the bytes are not returned).
     """
-    from lcefr.convert.tflite import convert_float, convert_int8, convert_lce
-
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     result = ConversionResult(source=name, target=target, lce_native=lce_native, binary_model=_is_binary(model))
@@ -114,8 +113,6 @@ def convert(
             raise ValueError("tflite-int8 needs calibration images")
         buffer = convert_int8(model, calibration)
     elif target == "onnx-binary":
-        from lcefr.convert.onnx_binary import convert_onnx_binary, count_binary_nodes
-
         if domain not in ONNX_DOMAINS:
             raise ValueError(f"unknown ONNX domain {domain!r}; choose one of {', '.join(ONNX_DOMAINS)}")
         buffer = convert_onnx_binary(model, domain=ONNX_DOMAINS[domain])
@@ -125,8 +122,6 @@ def convert(
         if nodes != result.sign_convs:
             result.errors.append(f"{nodes} BinaryConv2d nodes for {result.sign_convs} sign-quantized Keras convolutions")
     else:
-        from lcefr.convert.onnx import convert_onnx
-
         buffer = convert_onnx(model)
     result.size_bytes = len(buffer)
 
@@ -159,12 +154,8 @@ def _audit_ops(result: ConversionResult, report) -> None:
 
 def _check_parity(model, buffer: bytes, result: ConversionResult, probes, *, trained: bool = False) -> None:
     if result.target == "onnx":
-        from lcefr.convert.onnx import onnx_runner
-
         run = onnx_runner(buffer)
     elif result.target == "onnx-binary":
-        from lcefr.convert.onnx_binary import onnx_binary_runner
-
         run = onnx_binary_runner(buffer)
         result.kernel = "c-reference"
     else:

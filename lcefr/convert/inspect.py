@@ -7,6 +7,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from lcefr.runtime import check_tflite
+
 __all__ = ["TfliteReport", "OpRecord", "inspect_tflite", "read_ops"]
 
 _FLOAT_MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -72,8 +74,7 @@ def _shape(subgraph, index: int):
 def read_ops(buffer: bytes) -> List[OpRecord]:
     """Every operator of the main subgraph with its MAC count where it has one."""
     schema = _schema()
-    if len(buffer) < 8 or bytes(buffer[4:8]) != b"TFL3":
-        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
+    check_tflite(buffer)
     try:
         model = schema.Model.GetRootAsModel(buffer, 0)
         subgraph = model.Subgraphs(0)

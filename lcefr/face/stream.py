@@ -15,6 +15,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from lcefr.data.synth import image_rng, identity_rng, render_face, synth_identity
+from lcefr.face.align import align_face
+from lcefr.runtime import latency_stats
+
 __all__ = ["STAGES", "Recognition", "StageTimes", "Matcher", "FramePipeline", "annotate", "open_video",
            "VideoOut", "synthetic_video", "count_names"]
 
@@ -61,8 +65,9 @@ class StageTimes:
                 rows[stage] = {"mean_ms": float("nan"), "median_ms": float("nan"), "p90_ms": float("nan"),
                                "max_ms": float("nan")}
                 continue
-            rows[stage] = {"mean_ms": float(values.mean()), "median_ms": float(np.median(values)),
-                           "p90_ms": float(np.percentile(values, 90)), "max_ms": float(values.max())}
+            stats = latency_stats(values)
+            rows[stage] = {"mean_ms": stats["mean"], "median_ms": stats["median"], "p90_ms": stats["p90"],
+                           "max_ms": round(float(values.max()), 4)}
         return rows
 
 
@@ -124,8 +129,6 @@ class FramePipeline:
         self.frames_with_several = 0
 
     def process(self, frame_rgb: np.ndarray) -> List[Recognition]:
-        from lcefr.face.align import align_face
-
         clock = time.perf_counter
         t0 = clock()
         faces = self.detector.detect(frame_rgb)
@@ -239,8 +242,6 @@ def synthetic_video(path: str, *, identities: Sequence[int], seed: int = 0, fram
     grey background. Returns the identity shown in each frame.
     """
     import cv2
-
-    from lcefr.data.synth import image_rng, identity_rng, render_face, synth_identity
 
     width, height = size
     if face_px > min(width, height):

@@ -16,6 +16,7 @@ from lcefr.data.synth import synth_faces
 from lcefr.eval.verification import l2_normalize
 from lcefr.personal.verifier import build_verifier, count_macs, count_params
 from lcefr.preprocess import preprocess
+from lcefr.runtime import check_tflite, tflite_interpreter
 
 __all__ = ["enroll", "Enrollment", "export_tflite", "TFLiteVerifier", "DEFAULT_THRESHOLD"]
 
@@ -66,8 +67,6 @@ class TFLiteVerifier:
     """A personal ``.tflite``: ``score(faces)`` gives the probability per aligned uint8 face."""
 
     def __init__(self, path_or_bytes, *, threads: int = 1):
-        import tensorflow as tf
-
         if isinstance(path_or_bytes, (bytes, bytearray)):
             buffer = bytes(path_or_bytes)
         else:
@@ -77,13 +76,11 @@ class TFLiteVerifier:
                 raise FileNotFoundError(f"no such model file: {path_or_bytes}")
             with open(path_or_bytes, "rb") as f:
                 buffer = f.read()
-        if buffer[4:8] != b"TFL3":
-            raise ValueError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'buffer'} is not a TFLite flatbuffer")
-        self.size = len(buffer)
         name = path_or_bytes if isinstance(path_or_bytes, str) else "buffer"
+        check_tflite(buffer, name=name)
+        self.size = len(buffer)
         try:
-            self.interpreter = tf.lite.Interpreter(model_content=buffer, num_threads=threads)
-            self.interpreter.allocate_tensors()
+            self.interpreter = tflite_interpreter(buffer, threads=threads)
         except (RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ValueError(f"{name} is not a personal verifier from `lcefr personal enroll` ({first})") from None

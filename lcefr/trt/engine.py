@@ -21,8 +21,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lcefr.fileio import write_atomic
+from lcefr.runtime import fps, latency_stats, time_callable
+
 __all__ = ["TensorRTMissing", "CudaBindingsMissing", "EngineBuildError", "DEFAULT_PLUGIN", "default_plugin",
-           "load_plugin", "build_engine", "run_engine", "latency_stats"]
+           "load_plugin", "build_engine", "run_engine"]
 
 #: where ``make trt`` puts the plugin, relative to the repository root
 DEFAULT_PLUGIN = Path("build") / "trt" / "libbinaryconv_plugin.so"
@@ -184,8 +187,6 @@ def build_engine(onnx_path, engine_path, *, fp16: bool = False, plugin=None, wor
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"TensorRT could not build an engine from {onnx_path} (see the TensorRT log above)")
-    from lcefr.fileio import write_atomic
-
     blob = memoryview(serialized)
     write_atomic(str(engine_path), blob)
     return {
@@ -204,15 +205,6 @@ def build_engine(onnx_path, engine_path, *, fp16: bool = False, plugin=None, wor
 
 
 # ---- timing -----------------------------------------------------------------------------------------
-
-
-def latency_stats(times_ms: Sequence[float]) -> dict:
-    """``{"latency_ms": {mean, median, p90, min}, "fps"}`` of per-run latencies; fps is 1000 / median."""
-    from lcefr.bench.local import latency_stats as stats_of
-
-    stats = stats_of([t / 1000.0 for t in times_ms])  # seconds in, milliseconds out
-    median = stats["median"]
-    return {"latency_ms": stats, "fps": round(1000.0 / median, 2) if median > 0 else float("inf")}
 
 
 class _CudaPython:
@@ -328,16 +320,14 @@ def run_engine(engine_path, *, runs: int = 50, warmup: int = 5, plugin=None) -> 
     8.5+/10) or one synchronous ``execute_v2`` (8.2).
 
     Returns:
-        dict with ``latency_ms`` {mean, median, p90, min}, ``fps`` (1000 / median latency), the API and
-        CUDA binding used and the I/O shapes.
+        dict with ``latency_ms`` {mean, median, p90, min}, ``fps`` (1000 / mean latency,
+        :func:`lcefr.runtime.fps`), the API and CUDA binding used and the I/O shapes.
 
     Raises:
         TensorRTMissing, CudaBindingsMissing, EngineBuildError (engine does not deserialize).
     """
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    from lcefr.bench.local import time_callable
-
     trt, logger, loaded = _prepare(plugin)
     data = Path(engine_path).read_bytes()
     cuda = _cuda_backend()
@@ -376,12 +366,13 @@ def run_engine(engine_path, *, runs: int = 50, warmup: int = 5, plugin=None) -> 
             if not ok:
                 raise EngineBuildError(f"TensorRT execution of {engine_path} failed")
 
-        times = [1000.0 * t for t in time_callable(once, runs=runs, warmup=warmup)]
+        times = time_callable(once, runs=runs, warmup=warmup)
     finally:
         for ptr in pointers:
             cuda.free(ptr)
         cuda.close()
-    result = latency_stats(times)
+    stats = latency_stats(times)
+    result = {"latency_ms": stats, "fps": fps(stats["mean"])}
     result.update({"engine": str(engine_path), "runs": runs, "warmup": warmup,
                    "tensorrt": str(getattr(trt, "__version__", "?")), "plugin": loaded,
                    "api": "execute_async_v3" if v3 else "execute_v2", "cuda": cuda.name,

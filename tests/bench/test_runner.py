@@ -82,7 +82,7 @@ def test_stats_match_numpy():
 
 @pytest.mark.parametrize("args,message", [
     (["missing.tflite"], "model file not found"),
-    (["NOT_A_MODEL"], "not a .tflite"),
+    (["NOT_A_MODEL"], "is not a TFLite flatbuffer (no TFL3 identifier)"),
 ])
 def test_bench_bad_input(tmp_path, args, message):
     if args == ["NOT_A_MODEL"]:

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 import lcefr.convert.tflite as tflite_mod
+from lcefr.convert import api
 from lcefr.convert.api import ConversionCheckError, convert
 from lcefr.source import load_source
 from lcefr.layers import AdaBinConv2D
@@ -64,6 +65,6 @@ def test_parity_catches_a_dropped_term(monkeypatch, term):
         clone.set_weights(model.get_weights())
         return real(clone, **kwargs)
 
-    monkeypatch.setattr(tflite_mod, "convert_lce", sabotaged)
+    monkeypatch.setattr(api, "convert_lce", sabotaged)
     with pytest.raises(ConversionCheckError, match="parity"):
         convert(src.model, target="tflite", name="test_adabin_resnet")

@@ -61,7 +61,7 @@ def test_parity_failure_raises_and_returns_no_bytes(monkeypatch):
     tf.keras.backend.clear_session()
     other = load_source("test_quicknet", seed=99).model
     other_bytes = tfl.convert_lce(other)
-    monkeypatch.setattr(tfl, "convert_lce", lambda model, **kw: other_bytes)
+    monkeypatch.setattr(api, "convert_lce", lambda model, **kw: other_bytes)
     src = load_source("test_quicknet", seed=1)
     with pytest.raises(ConversionCheckError, match="parity against Keras") as info:
         convert(src.model, target="tflite", name="test_quicknet")

@@ -1,0 +1,140 @@
+"""Running ``.tflite`` flatbuffers: the TFL3 check, the LCE / TFLite interpreters, latency statistics, FPS.
+
+One definition each, used by convert, embed, bench, the board runner and TensorRT timing:
+FPS is ``1000 / mean latency`` everywhere (boards report only the mean and the minimum).
+
+This file is also copied to boards next to :mod:`lcefr.board.runner` (as ``lcefr/runtime.py`` in the
+work directory), so it stays importable with the standard library of Python 3.6 (JetPack 4):
+no ``from __future__ import annotations``, no dataclasses, numpy / LCE / TensorFlow imported only
+inside the functions that need them.
+"""
+import os
+import platform
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+__all__ = ["TFLITE_IDENTIFIER", "LCE_OP_MARKERS", "check_tflite", "is_lce_model", "model_name", "lce_interpreter",
+           "tflite_interpreter", "random_input", "time_callable", "peak_rss_mb", "latency_stats", "fps", "fastest"]
+
+#: file identifier of a TFLite flatbuffer, at bytes 4..8
+TFLITE_IDENTIFIER = b"TFL3"
+#: custom-op names whose presence makes a flatbuffer an LCE model
+LCE_OP_MARKERS = (b"LceBconv2d", b"LceQuantize", b"LceDequantize", b"LceBMaxPool2d")
+
+
+def check_tflite(buffer: bytes, *, name: Optional[str] = None) -> None:
+    """Raise ValueError unless ``buffer`` carries the TFLite identifier; ``name`` (a path) goes in the message."""
+    if len(buffer) < 8 or bytes(buffer[4:8]) != TFLITE_IDENTIFIER:
+        raise ValueError(f"{name + ' is ' if name else ''}not a TFLite flatbuffer (no TFL3 identifier)")
+
+
+def is_lce_model(buffer: bytes) -> bool:
+    """True when the flatbuffer uses an LCE custom op (then LCE's interpreter or binary must run it)."""
+    return any(marker in buffer for marker in LCE_OP_MARKERS)
+
+
+def model_name(path: str) -> str:
+    """The row name of a model file: its base name without ``.tflite``."""
+    base = os.path.basename(path)
+    return base[: -len(".tflite")] if base.endswith(".tflite") else base
+
+
+def lce_interpreter(buffer: bytes, *, threads: int = 1, kernel: str = "indirect"):
+    """LCE's Python interpreter; ``kernel`` is "indirect" (indirect BGEMM) or "default" (BGEMM)."""
+    import larq_compute_engine as lce  # heavy, and absent on boards: only where an LCE model runs here
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        raise RuntimeError(f"LCE's Python interpreter runs on x86-64 only, this is {platform.machine()}")
+    if kernel not in ("indirect", "default"):
+        raise ValueError(f"kernel must be 'indirect' or 'default', got {kernel!r}")
+    return lce.testing.Interpreter(buffer, num_threads=threads, use_indirect_bgemm=kernel == "indirect")
+
+
+def tflite_interpreter(buffer: bytes, *, threads: int = 1, prefer_tflite_runtime: bool = False):
+    """A TFLite interpreter with its tensors allocated (XNNPACK delegate applied by default).
+
+    TensorFlow's ``tf.lite.Interpreter``; with ``prefer_tflite_runtime`` (boards) the ``tflite_runtime``
+    wheel when it is installed, TensorFlow otherwise.
+    """
+    interpreter_class = None
+    if prefer_tflite_runtime:
+        try:
+            from tflite_runtime.interpreter import Interpreter as interpreter_class  # the boards' small wheel
+        except ImportError:
+            pass
+    if interpreter_class is None:
+        import tensorflow as tf  # heavy: only where a float / int8 model runs here
+
+        interpreter_class = tf.lite.Interpreter
+    interpreter = interpreter_class(model_content=bytes(buffer), num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def random_input(shape: Sequence, dtype, *, seed: int = 0):
+    """One random input of ``shape`` (unknown dimensions as 1): int8-range integers or floats in [-1, 1]."""
+    import numpy as np  # absent on boards that time with lce_benchmark_model only
+
+    shape = [1 if (d is None or d < 1) else int(d) for d in shape]
+    rng = np.random.RandomState(seed)  # not default_rng: JetPack 4 ships numpy 1.13
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        return rng.randint(-128, 127, size=shape).astype(dtype)
+    return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+
+
+def time_callable(fn: Callable[[], object], *, runs: int, warmup: int) -> List[float]:
+    """Wall time of each of ``runs`` calls of ``fn`` after ``warmup`` untimed ones, in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(1e3 * (time.perf_counter() - start))
+    return samples
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    import resource  # POSIX only
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB on Linux
+    return round(rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0, 1)
+
+
+def latency_stats(samples_ms: Sequence[float]) -> Dict[str, float]:
+    """``{mean, median, p90, min}`` of per-run latencies in milliseconds, rounded to 0.1 us.
+
+    p90 interpolates linearly between order statistics (numpy's default percentile).
+    """
+    ms = sorted(float(s) for s in samples_ms)
+    n = len(ms)
+    if n == 0:
+        raise ValueError("no timing samples")
+    median = ms[n // 2] if n % 2 else 0.5 * (ms[n // 2 - 1] + ms[n // 2])
+    pos = 0.9 * (n - 1)
+    lo = int(pos)
+    p90 = ms[lo] + (ms[min(lo + 1, n - 1)] - ms[lo]) * (pos - lo)
+    return {"mean": round(sum(ms) / n, 4), "median": round(median, 4), "p90": round(p90, 4), "min": round(ms[0], 4)}
+
+
+def fps(mean_ms: Optional[float], *, batch: int = 1) -> float:
+    """Frames per second: ``1000 * batch / mean latency in ms``; 0.0 without a positive mean."""
+    return round(1000.0 * batch / mean_ms, 3) if mean_ms and mean_ms > 0 else 0.0
+
+
+def fastest(rows: List[Dict]) -> Dict:
+    """The fastest ok row (lowest mean) of one model timed with several kernels; the others (or their
+    errors) under ``alternatives``. When every kernel failed: the first row with all errors joined."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        best = rows[0]
+        best["error"] = "; ".join("%s: %s" % (r["kernel"], r["error"]) for r in rows)
+        return best
+    best = min(ok, key=lambda r: r["latency_ms"]["mean"])
+    others = [r for r in rows if r is not best]
+    if others:
+        best["alternatives"] = [{"kernel": r["kernel"], "status": r["status"], "error": r["error"],
+                                 "mean_ms": (r["latency_ms"] or {}).get("mean")} for r in others]
+    return best
