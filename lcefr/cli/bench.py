@@ -103,14 +103,15 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
 
 def _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runtime, timeout, tegrastats, reports,
             known_hosts, threads, runs, warmup, kernel, as_json, trt_onnx=()):
-    from lcefr.bench.remote import BenchOptions, SSHTarget, bench_hosts
+    from lcefr.board.lce import BenchOptions, bench_hosts
+    from lcefr.board.ssh import SSHTarget
 
     targets = [SSHTarget(h, port=port, key=key, python=remote_python, known_hosts=known_hosts)
                for spec in remotes for h in spec.split()]
     options = BenchOptions(threads=threads, runs=runs, warmup=warmup, kernel=kernel, core=None if core < 0 else core,
                            lce_benchmark=lce_benchmark, runtime=runtime, timeout=timeout, tegrastats=tegrastats)
     if trt_onnx:
-        from lcefr.bench.trt_remote import TrtOptions, trt_step
+        from lcefr.board.trt import TrtOptions, trt_step
 
         options.extra_steps.append(trt_step(list(trt_onnx), TrtOptions(timeout=timeout)))
     say = (lambda _m: None) if as_json else (lambda m: click.echo(f"  timing {m}", err=True))
@@ -148,52 +149,14 @@ def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, n
     Jetsons are set to nvpmodel -m 0 and jetson_clocks when sudo allows it; the clocks are printed.
     A host that is not an ARM board exits 2 with "not an ARM board".
     """
-    import subprocess
-
-    from lcefr.bench.remote import SSHTarget
-    from lcefr.bench.setup import PROBE_COMMAND, NotArmBoard, board_facts, plan_setup, split_probe
+    from lcefr.board.setup import run_setup
+    from lcefr.board.ssh import SSHTarget
 
     if not hosts and not local:
         raise CliError("give USER@HOST boards, or --local")
-    import larq_compute_engine
-
-    version = getattr(larq_compute_engine, "__version__", "0.16.0")
     targets = [None] if local else [SSHTarget(h, port=port, key=key, python=remote_python, known_hosts=known_hosts)
                                     for spec in hosts for h in spec.split()]
-
-    def run(target, command, timeout=3600):
-        if target is None:
-            return subprocess.run(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
-        return target.run(command, timeout=timeout)
-
-    plans, exit_code = [], 0
-    for target in targets:
-        name = "localhost" if target is None else target.host
-        probe = run(target, PROBE_COMMAND.format(python=remote_python), timeout=60)
-        if probe.returncode != 0 and "@@end" not in probe.stdout:
-            plans.append({"host": name, "status": "failed", "error": (probe.stderr.strip().splitlines() or ["?"])[-1]})
-            exit_code = max(exit_code, 1)
-            continue
-        s = split_probe(probe.stdout)
-        facts = board_facts(s.get("uname", ""), s.get("ldd", ""), s.get("cpuinfo", ""), model=s.get("model", ""),
-                            python_version=s.get("python", ""), tools=s.get("tools", ""), gcc=s.get("gcc", ""),
-                            clocks=s.get("clocks", ""))
-        try:
-            plan = plan_setup(facts, lce_version=version, workdir=workdir, clocks=not no_clocks)
-        except NotArmBoard as err:
-            plans.append({"host": name, "status": "not_arm", "error": str(err), "facts": facts.to_dict()})
-            exit_code = 2
-            continue
-        entry = dict(plan.to_dict(), host=name, status="planned" if dry_run else "ok", log=[])
-        if not dry_run:
-            for step in plan.steps:
-                done = run(target, step)
-                entry["log"].append({"step": step, "exit": done.returncode, "tail": (done.stdout + done.stderr).strip()[-400:]})
-                if done.returncode != 0:
-                    entry["status"], entry["error"] = "failed", f"step failed (exit {done.returncode}): {step}"
-                    exit_code = max(exit_code, 1)
-                    break
-        plans.append(entry)
+    plans, exit_code = run_setup(targets, python=remote_python, dry_run=dry_run, clocks=not no_clocks, workdir=workdir)
     if as_json:
         echo_json(plans)
     else:

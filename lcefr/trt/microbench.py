@@ -5,7 +5,7 @@
 For the layer shapes of seed 000 (EffBin, Roy et al. 2025), Fig. 4-7, it writes two ONNX graphs
 per shape, ``<case>.bconv.onnx`` (one ``BinaryConv2d`` node, the plugin's contract, empty domain)
 and ``<case>.conv.onnx`` (one standard float ``Conv`` of the same shape), copies them to the board,
-builds the plugin there (:mod:`lcefr.bench.trt_remote`) and times them with ``trtexec``:
+builds the plugin there (:mod:`lcefr.board.trt`) and times them with ``trtexec``:
 ``plugin-fp32`` / ``plugin-fp16`` on the binary graph, ``conv-fp32`` / ``conv-fp16`` / ``conv-int8``
 on the float one (INT8 with trtexec's dummy dynamic ranges: timing only). Reports:
 ``reports/jetson-microbench-<host>-<UTC>.{json,md}``.
@@ -39,6 +39,10 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from lcefr.board.ssh import SSHTarget
+from lcefr.board.trt import TrtJob, TrtOptions, run_jobs
+from lcefr.fileio import write_atomic
 
 __all__ = ["ConvLayer", "Case", "IR18_CONVS", "ir18_convs", "cases", "binary_graph", "conv_graph", "reference_bconv",
            "write_graphs", "jobs_for", "MODES", "main"]
@@ -156,7 +160,7 @@ def _weights(case: Case, seed: int):
 def _model(node, inits, case: Case):
     from onnx import TensorProto, helper
 
-    from lcefr.convert.onnx_binary import IR_VERSION, OPSET
+    from lcefr.convert.onnx_binary import IR_VERSION, OPSET  # TensorFlow: gpu_check imports this module without it
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [case.batch, case.layer.cin, case.size, case.size])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [case.batch, case.layer.cout, case.out_size, case.out_size])
@@ -170,7 +174,7 @@ def binary_graph(case: Case, *, seed: int = 0) -> bytes:
     """ONNX with one ``BinaryConv2d`` node (empty domain, as TensorRT's parser wants), zero padding."""
     from onnx import helper, numpy_helper
 
-    from lcefr.convert.onnx_binary import OP_TYPE, pack_weights
+    from lcefr.convert.onnx_binary import OP_TYPE, pack_weights  # TensorFlow: as above
 
     signs, multiplier, bias = _weights(case, seed)
     p, k, s = case.layer.pad, case.layer.kernel, case.layer.stride
@@ -227,8 +231,6 @@ def write_graphs(run: Sequence[Case], out_dir: str, modes: Sequence[str], *, see
 
 
 def jobs_for(run: Sequence[Case], paths: Dict[Tuple[str, str], str], modes: Sequence[str]):
-    from lcefr.bench.trt_remote import TrtJob
-
     jobs = []
     for case in run:
         for mode in modes:
@@ -288,8 +290,6 @@ def _md(report: Dict) -> str:
 
 
 def write_report(report: Dict, out_dir: str, label: str, stamp: str) -> Dict[str, str]:
-    from lcefr.fileio import write_atomic
-
     os.makedirs(out_dir, exist_ok=True)
     base = os.path.join(out_dir, f"jetson-microbench-{label}-{stamp}")
     write_atomic(f"{base}.json", (json.dumps(report, indent=2) + "\n").encode())
@@ -347,9 +347,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _bench(hosts, args, run, skipped, modes, paths) -> int:
-    from lcefr.bench.remote import SSHTarget
-    from lcefr.bench.trt_remote import TrtOptions, run_jobs
-
     options = TrtOptions(iterations=args.iterations, warmup_ms=200, timeout=args.timeout)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     jobs = jobs_for(run, paths, modes)

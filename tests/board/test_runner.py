@@ -1,12 +1,16 @@
-"""The device-side runner: benchmark-output parsing, machine facts, local rows; lcefr bench input errors."""
+"""The device-side runner (lcefr.board.runner): benchmark-output parsing, machine facts, rows; and the
+runner as a board sees it: runner.py plus lcefr/runtime.py in a work directory, no site-packages."""
+import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from lcefr.bench import runner
+from lcefr.board import runner
+from lcefr.board.lce import RUNNER_PATH, RUNTIME_PATH
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "bench")
 LCEFR = [sys.executable, "-m", "lcefr.cli"]
@@ -70,45 +74,41 @@ def test_machine_facts_here():
     assert isinstance(facts["clocks"], dict) and facts["taskset"] in (True, False)
 
 
-def test_stats_match_numpy():
-    import numpy as np
-
-    samples = list(np.random.default_rng(0).uniform(0.01, 0.02, 37))
-    stats = runner._stats_ms(samples)
-    ms = np.asarray(samples) * 1e3
-    assert stats["median"] == pytest.approx(np.median(ms), abs=1e-4)
-    assert stats["p90"] == pytest.approx(np.percentile(ms, 90), abs=1e-4)
-
-
-@pytest.mark.parametrize("args,message", [
-    (["missing.tflite"], "model file not found"),
-    (["NOT_A_MODEL"], "is not a TFLite flatbuffer (no TFL3 identifier)"),
-])
-def test_bench_bad_input(tmp_path, args, message):
-    if args == ["NOT_A_MODEL"]:
-        (tmp_path / "x.tflite").write_text("hello world, not a flatbuffer")
-        args = [str(tmp_path / "x.tflite")]
-    proc = subprocess.run(LCEFR + ["bench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+def _board_workdir(tmp_path):
+    """The work directory bench_host makes on a board: runner.py, lcefr/runtime.py and nothing else of lcefr."""
+    work = tmp_path / "work"
+    (work / "lcefr").mkdir(parents=True)
+    shutil.copy(RUNNER_PATH, work / "runner.py")
+    shutil.copy(RUNTIME_PATH, work / "lcefr" / "runtime.py")
+    return work
 
 
-@pytest.mark.slow
-def test_local_bench_json_keys(tmp_path):
-    import tensorflow as tf
+def test_runner_runs_as_copied_to_a_board(tmp_path):
+    """``python -S`` (no site-packages, so neither the installed lcefr nor numpy): the board's view."""
+    work = _board_workdir(tmp_path)
+    model = work / "m.tflite"
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"LceBconv2d" + b"\x00" * 32)
+    fake = tmp_path / "lce_benchmark_model"
+    fake.write_text(f"#!/bin/sh\ncat {os.path.join(FIXTURES, 'lce_benchmark_rpi4_info.txt')}\n")
+    fake.chmod(0o755)
+    facts = subprocess.run([sys.executable, "-S", "runner.py", "machine"], cwd=work, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    assert facts.returncode == 0, facts.stderr
+    assert json.loads(facts.stdout)["cores"] >= 1
+    out = subprocess.run([sys.executable, "-S", "runner.py", "run", "--model", "m.tflite", "--lce-benchmark", str(fake),
+                          "--kernel", "indirect"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout.split(runner.ROW_PREFIX, 1)[1])
+    assert row["status"] == "ok" and row["fps"] == pytest.approx(1000 / 31.4206, abs=1e-3)
 
-    from lcefr.convert.api import convert
-    from lcefr.source import load_source
 
-    tf.keras.backend.clear_session()
-    src = load_source("test_quicknet")
-    for target, name in (("tflite", "q.tflite"), ("tflite-float", "q.float.tflite")):
-        (tmp_path / name).write_bytes(convert(src.model, target=target, name="q")[0])
-    proc = subprocess.run(LCEFR + ["bench", str(tmp_path / "q.tflite"), str(tmp_path / "q.float.tflite"), "--runs", "3", "--json"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.returncode == 0, proc.stderr[-1000:]
-    rows = json.loads(proc.stdout[proc.stdout.index("["):])
-    keys = {"model", "runtime", "kernel", "threads", "latency_ms", "fps", "size_bytes", "peak_rss_mb", "status", "error"}
-    assert all(keys <= set(r) for r in rows)
-    assert [(r["model"], r["runtime"]) for r in rows] == [("q", "lce"), ("q.float", "tflite")]
-    assert rows[0]["kernel"] in ("default", "indirect") and rows[0]["alternatives"][0]["kernel"] != rows[0]["kernel"]
-    assert all(r["fps"] > 0 and r["latency_ms"]["min"] <= r["latency_ms"]["median"] for r in rows)
+def test_runner_and_runtime_are_python36_stdlib():
+    """JetPack 4 has Python 3.6: no postponed annotations or dataclasses; the standard library at import."""
+    for path in (RUNNER_PATH, RUNTIME_PATH):
+        tree = ast.parse(open(path).read(), feature_version=(3, 6))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in ("__future__", "dataclasses"):
+                assert [a.name for a in node.names] == ["print_function"], f"{path}: {node.module} breaks Python 3.6"
+        top = {a.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for a in node.names}
+        top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom)}
+        assert top <= set(sys.stdlib_module_names) | {"lcefr"}, f"{path}: {top - set(sys.stdlib_module_names)}"

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from lcefr.bench.setup import NotArmBoard, board_facts, parse_cpuinfo, parse_glibc, plan_setup, split_probe
+from lcefr.board.facts import board_facts, parse_cpuinfo, parse_glibc, split_probe
+from lcefr.board.setup import NotArmBoard, plan_setup
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "bench")
 LCEFR = [sys.executable, "-m", "lcefr.cli"]

@@ -1,7 +1,7 @@
 """Benchmark ``.tflite`` files on boards over SSH (``lcefr bench --remote``, ``make jetson-bench``).
 
-Per host: read the machine facts, copy the runner (:mod:`lcefr.bench.runner`) and the models to a
-fresh work directory, then time each model in its own SSH session pinned to one core
+Per host: read the machine facts, copy the runner (:mod:`lcefr.board.runner`, with
+:mod:`lcefr.runtime` as ``lcefr/runtime.py`` next to it) and the models to a fresh work directory, then time each model in its own SSH session pinned to one core
 (``taskset -c CORE``, one thread). A model whose session fails (unreachable host, refused key,
 missing binary, a crash, a timeout, the connection dropped) becomes a ``"failed"`` row with the
 error; finished rows are kept and the reports are always written. Hosts run in parallel.
@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -21,13 +20,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Sequence
 
+from lcefr import runtime
+from lcefr.board import runner
+from lcefr.board.ssh import SSHTarget, why
 from lcefr.fileio import write_atomic
+from lcefr.runtime import model_name
 
-__all__ = ["SSHTarget", "BenchOptions", "HostReport", "bench_hosts", "bench_host", "write_reports",
-           "SEED_JETSON_FPS", "seed_fps", "RUNNER_PATH", "model_name"]
+__all__ = ["BenchOptions", "HostReport", "bench_hosts", "bench_host", "write_reports", "SEED_JETSON_FPS", "seed_fps",
+           "RUNNER_PATH", "RUNTIME_PATH"]
 
-RUNNER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
-ROW_PREFIX = "LCEFR_ROW "
+#: the runner and the one module of lcefr it imports; the board gets ``runner.py`` and ``lcefr/runtime.py``
+RUNNER_PATH = os.path.abspath(runner.__file__)
+RUNTIME_PATH = os.path.abspath(runtime.__file__)
+ROW_PREFIX = runner.ROW_PREFIX
 COLUMNS = ("host", "model", "runtime", "kernel", "threads", "mean_ms", "median_ms", "p90_ms", "min_ms",
            "fps", "size_bytes", "peak_rss_mb", "status", "error")
 
@@ -55,45 +60,6 @@ def seed_fps(model_name: str) -> Optional[float]:
 
 
 @dataclass
-class SSHTarget:
-    """``user@host`` reached with the system ``ssh``/``scp`` (BatchMode: keys only, never a prompt)."""
-
-    host: str
-    port: int = 22
-    key: Optional[str] = None
-    python: str = "python3"
-    connect_timeout: int = 10
-    known_hosts: Optional[str] = None
-
-    @property
-    def label(self) -> str:
-        name = self.host.split("@", 1)[-1]
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-        return name if self.port == 22 else f"{name}-{self.port}"
-
-    def _options(self) -> List[str]:
-        opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}",
-                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
-        if self.known_hosts:
-            opts += ["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=accept-new"]
-        else:
-            opts += ["-o", "StrictHostKeyChecking=accept-new"]
-        if self.key:
-            opts += ["-i", self.key, "-o", "IdentitiesOnly=yes"]
-        return opts
-
-    def run(self, command: str, timeout: float) -> subprocess.CompletedProcess:
-        cmd = ["ssh", "-p", str(self.port), *self._options(), self.host, command]
-        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-
-    def put(self, files: Sequence[str], remote_dir: str, timeout: float) -> subprocess.CompletedProcess:
-        cmd = ["scp", "-q", "-P", str(self.port), *self._options(), *files, f"{self.host}:{remote_dir}/"]
-        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-
-
-@dataclass
 class BenchOptions:
     threads: int = 1
     runs: int = 20
@@ -106,7 +72,7 @@ class BenchOptions:
     tegrastats: bool = False
     keep: bool = False
     #: ``step(target, report, workdir, say)`` run after the .tflite rows (e.g. TensorRT rows of
-    #: :func:`lcefr.bench.trt_remote.trt_step`); ``workdir`` is None when the host failed before it existed
+    #: :func:`lcefr.board.trt.trt_step`); ``workdir`` is None when the host failed before it existed
     extra_steps: List[Callable] = field(default_factory=list)
 
 
@@ -137,17 +103,6 @@ def _failed_row(model: str, size: int, error: str, options: BenchOptions) -> Dic
             "size_bytes": size, "peak_rss_mb": 0.0, "status": "failed", "error": error}
 
 
-def _why(proc: subprocess.CompletedProcess) -> str:
-    text = (proc.stderr or "").strip() or (proc.stdout or "").strip()
-    last = text.splitlines()[-1] if text else ""
-    return f"ssh exit {proc.returncode}: {last}" if last else f"ssh exit {proc.returncode}"
-
-
-def model_name(path: str) -> str:
-    base = os.path.basename(path)
-    return base[: -len(".tflite")] if base.endswith(".tflite") else base
-
-
 def _run_extra_steps(target: SSHTarget, report: HostReport, workdir: Optional[str], options: BenchOptions, say) -> None:
     for step in options.extra_steps:
         try:
@@ -174,17 +129,19 @@ def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
 
     py = shlex.quote(target.python)
     try:
-        proc = target.run("d=$(mktemp -d /tmp/lcefr-bench.XXXXXX) && echo $d", timeout=60)
+        proc = target.run("d=$(mktemp -d /tmp/lcefr-bench.XXXXXX) && mkdir $d/lcefr && echo $d", timeout=60)
         if proc.returncode != 0:
-            return fail_all(f"cannot reach {target.host}: {_why(proc)}")
+            return fail_all(f"cannot reach {target.host}: {why(proc)}")
         workdir = proc.stdout.strip().splitlines()[-1]
         put = target.put([RUNNER_PATH, *models], workdir, timeout=max(120.0, options.timeout))
+        if put.returncode == 0:
+            put = target.put([RUNTIME_PATH], f"{workdir}/lcefr", timeout=120.0)
         if put.returncode != 0:
-            return fail_all(f"copying models to {target.host}:{workdir} failed: {_why(put)}")
+            return fail_all(f"copying models to {target.host}:{workdir} failed: {why(put)}")
         bench_flag = f" --lce-benchmark {shlex.quote(options.lce_benchmark)}" if options.lce_benchmark else ""
         proc = target.run(f"cd {workdir} && {py} runner.py machine{bench_flag}", timeout=60)
         if proc.returncode != 0:
-            return fail_all(f"runner does not start on {target.host} ({target.python}): {_why(proc)}")
+            return fail_all(f"runner does not start on {target.host} ({target.python}): {why(proc)}")
         report.machine = json.loads(proc.stdout.strip().splitlines()[-1])
     except subprocess.TimeoutExpired as err:
         return fail_all(f"{target.host}: timed out after {err.timeout:.0f} s")
@@ -228,7 +185,7 @@ def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
             report.results.append(_failed_row(name, sizes[index], f"timed out after {options.timeout:.0f} s (killed on the board)", options))
             continue
         if proc.returncode != 0 or not rows:
-            report.results.append(_failed_row(name, sizes[index], _why(proc), options))
+            report.results.append(_failed_row(name, sizes[index], why(proc), options))
             continue
         row = json.loads(rows[-1])
         tegra = [line[len("TEGRASTATS "):] for line in proc.stdout.splitlines() if line.startswith("TEGRASTATS ")]

@@ -1,11 +1,11 @@
-"""TensorRT on the board (lcefr.bench.trt_remote, ``lcefr bench --trt-onnx``, lcefr.trt.microbench).
+"""TensorRT on the board (lcefr.board.trt, lcefr.board.facts.parse_probe, ``lcefr bench --trt-onnx``).
 
 No TensorRT or GPU here. Covered: the trtexec/probe parsers on hand-written fixtures in the
 documented formats (tests/fixtures/trt/README.md); against the loopback sshd, the whole remote
 flow with stand-in ``nvcc``/``cmake``/``trtexec`` scripts (copy, build command, trtexec flags,
 rows, build failure, trtexec crash, timeout) and, with nothing stubbed, ``lcefr bench --remote
---trt-onnx`` on this x86 host (TensorRT missing -> failed GPU rows next to ok .tflite rows, exit 1);
-the microbench's ONNX graphs (checker; BinaryConv2d on onnxruntime == numpy +-1 convolution).
+--trt-onnx`` on this x86 host (TensorRT missing -> failed GPU rows next to ok .tflite rows, exit 1).
+The microbench's graphs (used here as inputs) are tested in tests/trt/test_microbench.py.
 """
 import json
 import os
@@ -13,10 +13,12 @@ import stat
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from lcefr.bench import trt_remote as tr
+from lcefr.board import trt as tr
+from lcefr.board.facts import parse_probe
+from lcefr.board.lce import BenchOptions, bench_host
+from lcefr.board.ssh import SSHTarget
 from lcefr.trt import microbench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,9 +75,9 @@ def test_trtexec_version_banner():
 
 
 def test_parse_probe_jetson_nano():
-    facts = tr.parse_probe(_fixture("probe-nano-jetpack461.txt"))
+    facts = parse_probe(_fixture("probe-nano-jetpack461.txt"))
     assert (facts.trt_version, facts.trt_major, facts.sm, facts.nvcc_version) == ("8.2.1", 8, 53, "10.2")
-    assert facts.trtexec == "/usr/src/tensorrt/bin/trtexec" and facts.gnu_time and facts.timeout and facts.nproc == 4
+    assert facts.trtexec == "/usr/src/tensorrt/bin/trtexec" and facts.gnu_time and facts.timeout and facts.cores == 4
     assert facts.board == "NVIDIA Jetson Nano Developer Kit"
     assert facts.problem() is None
 
@@ -86,14 +88,14 @@ def test_parse_probe_trt10_defines_dpkg_fallback_and_problems():
              "@define=#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE //!< major\n"
              "@define=#define NV_TENSORRT_MINOR TRT_MINOR_ENTERPRISE\n@define=#define NV_TENSORRT_PATCH TRT_PATCH_ENTERPRISE\n"
              "@compute_cap=8.6\n@trtexec=/usr/bin/trtexec\n@end\n")
-    facts = tr.parse_probe(trt10)
+    facts = parse_probe(trt10)
     assert (facts.trt_version, facts.sm) == ("10.3.0", 86)
     assert "nvcc not found" in facts.problem()
     assert facts.problem(build=False) is None
-    only_dpkg = tr.parse_probe("@dpkg=libnvinfer8 8.0.1-1+cuda10.2\n@compatible=nvidia,tegra194\n@end\n")
+    only_dpkg = parse_probe("@dpkg=libnvinfer8 8.0.1-1+cuda10.2\n@compatible=nvidia,tegra194\n@end\n")
     assert (only_dpkg.trt_version, only_dpkg.sm) == ("8.0.1", 72)
     assert "not trtexec" in only_dpkg.problem()
-    nothing = tr.parse_probe("@arch=x86_64\n@nvcc=/usr/local/bin/nvcc\n@end\n")
+    nothing = parse_probe("@arch=x86_64\n@nvcc=/usr/local/bin/nvcc\n@end\n")
     assert nothing.problem().startswith("TensorRT not found on the board")
 
 
@@ -123,66 +125,6 @@ def test_dynamic_batch_gets_shapes(tmp_path):
     model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["face"], ["out"])], "g", [x], [y]))
     (tmp_path / "d.onnx").write_bytes(model.SerializeToString())
     assert tr.model_jobs([str(tmp_path / "d.onnx")], tr.TrtOptions(precisions=("fp16",)))[0].shapes == "face:1x112x112x3"
-
-
-# ---------------------------------------------------------------- microbench graphs
-
-
-def test_microbench_layer_table_matches_ir18():
-    mb = microbench
-    layers = mb.IR18_CONVS
-    assert len(layers) == 21
-    assert layers[0] == mb.ConvLayer(1, 3, 64, 3, 1, 112)
-    assert layers[mb.FIG5_LAYER - 1] == mb.ConvLayer(18, 512, 512, 3, 2, 14)  # "the 18th conv layer"
-    assert layers[mb.FIG7_LAYER - 1] == mb.ConvLayer(3, 64, 64, 3, 2, 112)  # "the 3rd convolution layer"
-    assert [layer.kernel for layer in layers].count(1) == 4  # one 1x1 shortcut per stage
-    run, skipped = mb.cases(max_mb=768)
-    names = [c.name for c in run]
-    assert len(names) == len(set(names))
-    shared = next(c for c in run if c.name == "l18_b512_h14")
-    assert shared.figures == ["Fig. 5", "Fig. 6"]
-    assert all(c.tensor_mb > 768 for c in skipped) and "l03_b512_h224" in [c.name for c in skipped]
-    with pytest.raises(ValueError, match="figures are 4, 5, 6, 7"):
-        mb.cases(["8"])
-
-
-@pytest.mark.parametrize("layer, size", [((99, 40, 8, 3, 2), 9), ((98, 70, 16, 1, 2), 8), ((1, 3, 64, 3, 1), 10)])
-def test_microbench_graphs(layer, size):
-    import onnx
-
-    pytest.importorskip("onnxruntime_extensions")
-    from lcefr.convert.onnx_binary import onnx_binary_runner
-
-    mb = microbench
-    case = mb.Case(mb.ConvLayer(*layer, size), 2, size)
-    conv = onnx.load_from_string(mb.conv_graph(case))
-    onnx.checker.check_model(conv, full_check=True)
-    assert [n.op_type for n in conv.graph.node] == ["Conv"]
-    out_dims = [d.dim_value for d in conv.graph.output[0].type.tensor_type.shape.dim]
-    assert out_dims == [2, case.layer.cout, case.out_size, case.out_size]
-    binary = mb.binary_graph(case)
-    node = onnx.load_from_string(binary).graph.node[0]
-    assert (node.op_type, node.domain) == ("BinaryConv2d", "")
-    x = np.random.default_rng(3).normal(size=(2, case.layer.cin, size, size)).astype(np.float32)
-    x[0, 0, 0, :2] = 0.0  # sign(0) = +1
-    y = onnx_binary_runner(binary)(x)
-    np.testing.assert_allclose(y, mb.reference_bconv(x, case), rtol=1e-5, atol=1e-4)
-
-    import onnxruntime as ort  # the float graph is plain ONNX: it runs as is, and on +-1 inputs equals the binary one
-
-    session = ort.InferenceSession(mb.conv_graph(case), providers=["CPUExecutionProvider"])
-    xs = np.where(x < 0, -1.0, 1.0).astype(np.float32)  # zero padding == pad_value 0 (padded taps count 0)
-    np.testing.assert_allclose(session.run(None, {"x": xs})[0], y, rtol=1e-5, atol=1e-3)
-
-
-def test_microbench_dry_run_writes_graphs(tmp_path, capsys):
-    mb = microbench
-    assert mb.main(["--dry-run", "--figures", "5", "--modes", "plugin-fp32,conv-int8", "--onnx-dir", str(tmp_path)]) == 0
-    files = sorted(os.listdir(tmp_path))
-    assert "l18_b1_h14.bconv.onnx" in files and "l18_b1_h14.conv.onnx" in files
-    assert len(files) == 2 * 7  # seven batches; batch 1024 (490 MB) is below the 768 MB default
-    out = capsys.readouterr().out
-    assert "l18_b512_h14: Fig. 5" in out
 
 
 # ---------------------------------------------------------------- against the loopback sshd
@@ -231,8 +173,6 @@ def fake_board(tmp_path, monkeypatch):
 
 
 def _target(sshd):
-    from lcefr.bench.remote import SSHTarget
-
     return SSHTarget(sshd.host, port=sshd.port, key=sshd.key, known_hosts=sshd.known_hosts, python=sys.executable)
 
 
@@ -336,8 +276,6 @@ def test_cli_trt_onnx_needs_remote(tmp_path):
 def test_unreachable_host_gives_failed_trt_rows(tmp_path):
     import shutil
     import socket
-
-    from lcefr.bench.remote import BenchOptions, SSHTarget, bench_host
 
     if not shutil.which("ssh"):
         pytest.skip("no ssh client")

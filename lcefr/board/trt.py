@@ -1,8 +1,7 @@
 """Time ONNX graphs with TensorRT on a board over SSH (``lcefr bench --remote --trt-onnx``, issue 8).
 
-Per host: probe the board (``nvcc``, ``trtexec``, ``cmake``, the TensorRT version from
-``NvInferVersion.h`` or ``dpkg -l``, the GPU's SM version from the device tree or
-``nvidia-smi``), copy ``jetson/cuda`` and ``jetson/trt`` to the work directory, build
+Per host: probe the board (:data:`lcefr.board.facts.PROBE_SCRIPT`: ``nvcc``, ``trtexec``, ``cmake``,
+the TensorRT version, the GPU's SM version), copy ``jetson/cuda`` and ``jetson/trt`` to the work directory, build
 ``libbinaryconv_plugin.so`` there with the board's CUDA and TensorRT for its own SM, then run
 ``trtexec`` once per graph and precision with the plugin loaded. Rows have the shape of the
 ``lcefr bench`` rows (``runtime="tensorrt"``, ``kernel="plugin-fp32"|"plugin-fp16"``); latency is
@@ -10,7 +9,7 @@ trtexec's *GPU Compute Time* (the host latency with copies is kept as ``host_lat
 
 Every problem (no TensorRT, no nvcc, a failed CMake step, a trtexec crash, a timeout, a dropped
 connection) becomes ``"failed"`` rows with the reason; nothing is raised to the caller.
-:func:`parse_trtexec_output` and :func:`parse_probe` are pure and tested without a board.
+:func:`parse_trtexec_output` is pure and tested without a board.
 """
 from __future__ import annotations
 
@@ -21,19 +20,18 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["TrtOptions", "TrtJob", "BoardFacts", "parse_trtexec_output", "parse_probe", "PROBE_SCRIPT",
-           "model_jobs", "run_jobs", "bench_trt", "trt_step", "plugin_sources", "TRT_SOURCE_DIRS"]
+from lcefr.board.facts import BoardFacts, parse_probe, probe_script
+from lcefr.board.ssh import why
+from lcefr.runtime import fps
+
+__all__ = ["TrtOptions", "TrtJob", "parse_trtexec_output", "trtexec_error", "model_jobs", "run_jobs", "bench_trt",
+           "trt_step", "plugin_sources", "failed_rows", "TRT_SOURCE_DIRS"]
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: folders copied to the board, relative to the repository (CMakeLists.txt expects ../cuda next to trt/)
 TRT_SOURCE_DIRS = ("jetson/cuda", "jetson/trt")
 _SOURCE_EXTS = (".h", ".cu", ".cpp", ".txt")
 PLUGIN_NAME = "libbinaryconv_plugin.so"
-TRTEXEC_CANDIDATES = ("/usr/src/tensorrt/bin/trtexec", "/usr/local/TensorRT/bin/trtexec", "/opt/tensorrt/bin/trtexec")
-TRT_INCLUDE_CANDIDATES = ("/usr/include/aarch64-linux-gnu", "/usr/include/x86_64-linux-gnu", "/usr/local/TensorRT/include",
-                          "/usr/local/tensorrt/include", "/usr/include")
-#: Jetson SoC (device-tree ``compatible``) -> SM version of its GPU
-TEGRA_SM = {"tegra210": 53, "tegra186": 62, "tegra194": 72, "tegra234": 87}
 
 
 @dataclass
@@ -67,147 +65,6 @@ class TrtJob:
     shapes: Optional[str] = None
     batch: int = 1
     extra: Dict = field(default_factory=dict)
-
-
-@dataclass
-class BoardFacts:
-    arch: str = ""
-    nvcc: str = ""
-    nvcc_version: str = ""
-    trtexec: str = ""
-    cmake: str = ""
-    cmake_version: str = ""
-    trt_header: str = ""
-    trt_version: str = ""
-    dpkg: List[str] = field(default_factory=list)
-    board: str = ""
-    sm: Optional[int] = None
-    gpu: str = ""
-    gnu_time: bool = False
-    timeout: bool = False
-    nproc: int = 1
-
-    @property
-    def trt_major(self) -> int:
-        head = self.trt_version.split(".")[0]
-        return int(head) if head.isdigit() else 0
-
-    def problem(self, *, build: bool = True) -> Optional[str]:
-        """Why the plugin cannot be built and timed here, or None."""
-        has_lib = bool(self.trt_header) or any("nvinfer" in d for d in self.dpkg)
-        if not self.trtexec and not has_lib:
-            return ("TensorRT not found on the board: no trtexec (PATH, /usr/src/tensorrt/bin), no NvInferVersion.h, "
-                    "no nvinfer package (JetPack: sudo apt-get install nvidia-tensorrt)")
-        if not self.trtexec:
-            return (f"TensorRT {self.trt_version or '?'} found but not trtexec (PATH, /usr/src/tensorrt/bin/trtexec): "
-                    "install libnvinfer-bin")
-        if build and not self.trt_header:
-            return "TensorRT headers not found on the board (NvInferVersion.h): install libnvinfer-dev"
-        if build and not self.nvcc:
-            return "nvcc not found on the board (PATH, /usr/local/cuda/bin/nvcc): install the CUDA toolkit of the JetPack"
-        if build and not self.cmake:
-            return "cmake not found on the board: sudo apt-get install cmake"
-        return None
-
-    def to_dict(self) -> Dict:
-        return {"arch": self.arch, "nvcc": self.nvcc, "nvcc_version": self.nvcc_version, "trtexec": self.trtexec,
-                "cmake": self.cmake_version or self.cmake, "tensorrt": self.trt_version, "tensorrt_header": self.trt_header,
-                "dpkg": self.dpkg, "board": self.board, "sm": self.sm, "gpu": self.gpu}
-
-
-# ---------------------------------------------------------------- probing the board
-
-PROBE_SCRIPT = r"""
-echo "@arch=$(uname -m)"
-n=$(command -v nvcc 2>/dev/null); [ -z "$n" ] && [ -x /usr/local/cuda/bin/nvcc ] && n=/usr/local/cuda/bin/nvcc
-echo "@nvcc=$n"
-[ -n "$n" ] && echo "@nvcc_version=$("$n" --version 2>/dev/null | grep -o 'release [0-9.]*' | head -n 1)"
-t=$(command -v trtexec 2>/dev/null)
-for c in {trtexec}; do [ -z "$t" ] && [ -x "$c" ] && t=$c; done
-echo "@trtexec=$t"
-echo "@cmake=$(command -v cmake 2>/dev/null)"
-echo "@cmake_version=$(cmake --version 2>/dev/null | head -n 1)"
-for h in {includes}; do
-  if [ -f "$h/NvInferVersion.h" ]; then
-    echo "@trt_header=$h/NvInferVersion.h"
-    grep -E '^#define +(NV_TENSORRT|TRT)_(MAJOR|MINOR|PATCH)' "$h/NvInferVersion.h" | sed 's/^/@define=/'
-    break
-  fi
-done
-dpkg -l 2>/dev/null | grep -E '^ii +(lib)?(nvinfer|tensorrt)' | awk '{print "@dpkg=" $2 " " $3}'
-echo "@model=$(tr -d '\000' < /proc/device-tree/model 2>/dev/null)"
-echo "@compatible=$(tr '\000' ' ' < /proc/device-tree/compatible 2>/dev/null)"
-echo "@compute_cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1)"
-echo "@gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)"
-/usr/bin/time -v true 2>&1 | grep -q 'Maximum resident' && echo "@gnu_time=1"
-command -v timeout >/dev/null 2>&1 && echo "@timeout=1"
-echo "@nproc=$(nproc 2>/dev/null || echo 1)"
-echo "@end"
-"""
-
-
-def _probe_command(tensorrt_root: Optional[str]) -> str:
-    includes = list(TRT_INCLUDE_CANDIDATES)
-    if tensorrt_root:
-        includes.insert(0, f"{tensorrt_root.rstrip('/')}/include")
-    return (PROBE_SCRIPT.replace("{trtexec}", " ".join(shlex.quote(c) for c in TRTEXEC_CANDIDATES))
-            .replace("{includes}", " ".join(shlex.quote(c) for c in includes)))
-
-
-def parse_probe(text: str) -> BoardFacts:
-    """The ``@key=value`` lines of :data:`PROBE_SCRIPT` as :class:`BoardFacts`."""
-    facts = BoardFacts()
-    defines: Dict[str, str] = {}
-    values: Dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.startswith("@") or "=" not in line:
-            continue
-        key, value = line[1:].split("=", 1)
-        value = value.strip()
-        if key == "dpkg":
-            facts.dpkg.append(value)
-        elif key == "define":
-            m = re.match(r"#define\s+(\w+)\s+(\w+)", value)
-            if m:
-                defines[m.group(1)] = m.group(2)
-        else:
-            values[key] = value
-    facts.arch = values.get("arch", "")
-    facts.nvcc = values.get("nvcc", "")
-    facts.nvcc_version = values.get("nvcc_version", "").replace("release ", "")
-    facts.trtexec = values.get("trtexec", "")
-    facts.cmake = values.get("cmake", "")
-    facts.cmake_version = values.get("cmake_version", "")
-    facts.trt_header = values.get("trt_header", "")
-    facts.board = values.get("model", "")
-    facts.gpu = values.get("gpu", "")
-    facts.gnu_time = values.get("gnu_time") == "1"
-    facts.timeout = values.get("timeout") == "1"
-    facts.nproc = int(values["nproc"]) if values.get("nproc", "").isdigit() else 1
-
-    def resolve(name: str) -> str:
-        value = defines.get(name, "")
-        return defines.get(value, value)
-
-    parts = [resolve(f"NV_TENSORRT_{p}") or resolve(f"TRT_{p}_ENTERPRISE") for p in ("MAJOR", "MINOR", "PATCH")]
-    if all(p.isdigit() for p in parts):
-        facts.trt_version = ".".join(parts)
-    else:
-        for entry in facts.dpkg:
-            m = re.match(r"(?:lib)?nvinfer\d*\s+(\d+\.\d+\.\d+)", entry)
-            if m:
-                facts.trt_version = m.group(1)
-                break
-    cap = values.get("compute_cap", "")
-    if re.fullmatch(r"\d+\.\d+", cap):
-        facts.sm = int(cap.replace(".", ""))
-    else:
-        for soc, sm in TEGRA_SM.items():
-            if soc in values.get("compatible", ""):
-                facts.sm = sm
-                facts.gpu = facts.gpu or f"{soc} (sm_{sm})"
-                break
-    return facts
 
 
 # ---------------------------------------------------------------- trtexec output
@@ -313,7 +170,7 @@ def _row(job: TrtJob, *, status: str, error: Optional[str] = None, stats: Option
     lat = {"mean": gpu.get("mean"), "median": gpu.get("median"),
            "p90": gpu.get("p90"), "min": gpu.get("min")}
     row = {"model": job.name, "runtime": "tensorrt", "kernel": job.kernel, "threads": 1, "latency_ms": lat,
-           "fps": round(1000.0 * job.batch / lat["mean"], 3) if lat["mean"] else 0.0,
+           "fps": fps(lat["mean"], batch=job.batch),
            "size_bytes": size, "peak_rss_mb": rss_mb, "status": status, "error": error, "device": "gpu", "batch": job.batch}
     if stats:
         row["host_latency_ms"] = stats.get("host_latency")
@@ -372,12 +229,6 @@ def plugin_sources() -> Dict[str, List[str]]:
     return out
 
 
-def _why(proc: subprocess.CompletedProcess) -> str:
-    text = (proc.stderr or "").strip() or (proc.stdout or "").strip()
-    last = text.splitlines()[-1] if text else ""
-    return f"ssh exit {proc.returncode}: {last}" if last else f"ssh exit {proc.returncode}"
-
-
 def _build_error(text: str, stage: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("LCEFR_")]
     missing = [line[len("LCEFR_ERR "):] for line in text.splitlines() if line.startswith("LCEFR_ERR ")]
@@ -396,10 +247,10 @@ def _setup(target, workdir: str, options: TrtOptions, facts: BoardFacts, say) ->
     for folder, files in plugin_sources().items():
         proc = target.run(f"mkdir -p {workdir}/src/{folder} {workdir}/trt-build", timeout=60)
         if proc.returncode != 0:
-            raise _Fail(f"cannot create {workdir}/src on the board: {_why(proc)}")
+            raise _Fail(f"cannot create {workdir}/src on the board: {why(proc)}")
         put = target.put(files, f"{workdir}/src/{folder}", timeout=300)
         if put.returncode != 0:
-            raise _Fail(f"copying the plugin sources to the board failed: {_why(put)}")
+            raise _Fail(f"copying the plugin sources to the board failed: {why(put)}")
     archs = options.cuda_archs or (str(facts.sm) if facts.sm else "")
     args = [f"-DCMAKE_CUDA_COMPILER={shlex.quote(facts.nvcc)}", "-DCMAKE_BUILD_TYPE=Release"]
     if archs:
@@ -407,7 +258,7 @@ def _setup(target, workdir: str, options: TrtOptions, facts: BoardFacts, say) ->
     if options.tensorrt_root:
         args.append(f"-DTENSORRT_ROOT={shlex.quote(options.tensorrt_root)}")
     limit = f"timeout -s KILL {int(options.build_timeout)} " if facts.timeout else ""
-    jobs = max(1, min(options.jobs, facts.nproc))
+    jobs = max(1, min(options.jobs, facts.cores))
     say(f"building {PLUGIN_NAME} (sm {archs or 'CMake default'}, TensorRT {facts.trt_version or '?'})")
     cmd = (f"cd {workdir}/trt-build && {limit}cmake ../src/trt {' '.join(args)} > configure.log 2>&1; s=$?; "
            "if [ $s -ne 0 ]; then [ -f TENSORRT_MISSING ] && sed 's/^/LCEFR_ERR /' TENSORRT_MISSING; "
@@ -425,7 +276,7 @@ def _setup(target, workdir: str, options: TrtOptions, facts: BoardFacts, say) ->
         raise _Fail(f"plugin build timed out after {options.build_timeout:.0f} s (killed on the board)")
     stage = "configure" if "LCEFR_STAGE configure" in proc.stdout else "build" if "LCEFR_STAGE build" in proc.stdout else ""
     if not stage:
-        raise _Fail(f"plugin build failed on the board: {_why(proc)}")
+        raise _Fail(f"plugin build failed on the board: {why(proc)}")
     raise _Fail(_build_error(proc.stdout + proc.stderr, f"cmake {stage}"))
 
 
@@ -481,18 +332,18 @@ def run_jobs(target, jobs: Sequence[TrtJob], options: TrtOptions, *, workdir: Op
         if own:
             proc = target.run("d=$(mktemp -d /tmp/lcefr-trt.XXXXXX) && echo $d", timeout=60)
             if proc.returncode != 0:
-                return failed_rows(jobs, f"cannot reach {target.host}: {_why(proc)}"), facts_out
+                return failed_rows(jobs, f"cannot reach {target.host}: {why(proc)}"), facts_out
             workdir = proc.stdout.strip().splitlines()[-1]
         else:
             workdir = f"{workdir}/trt"
             proc = target.run(f"mkdir -p {workdir}", timeout=60)
             if proc.returncode != 0:
-                return failed_rows(jobs, f"cannot create {workdir} on {target.host}: {_why(proc)}"), facts_out
-        proc = target.run(_probe_command(options.tensorrt_root), timeout=120)
+                return failed_rows(jobs, f"cannot create {workdir} on {target.host}: {why(proc)}"), facts_out
+        proc = target.run(probe_script(options.tensorrt_root), timeout=120)
         if "@end" not in proc.stdout:
-            return failed_rows(jobs, f"probing the board failed: {_why(proc)}"), facts_out
+            return failed_rows(jobs, f"probing the board failed: {why(proc)}"), facts_out
         facts = parse_probe(proc.stdout)
-        facts_out = facts.to_dict()
+        facts_out = facts.gpu_dict()
         needs_plugin = any(job.plugin for job in jobs)
         problem = facts.problem(build=needs_plugin)
         if problem:
@@ -535,7 +386,7 @@ def _time_all(target, workdir, jobs, plugin, facts, options, say) -> List[Dict]:
         return rows
     put = target.put(files, workdir, timeout=max(300.0, options.timeout))
     if put.returncode != 0:
-        return rows + failed_rows(jobs, f"copying ONNX files to {target.host}:{workdir} failed: {_why(put)}")
+        return rows + failed_rows(jobs, f"copying ONNX files to {target.host}:{workdir} failed: {why(put)}")
     for job in jobs:
         say(f"{target.label}: {job.name} ({job.kernel})")
         rows.append(_time_job(target, workdir, job, plugin, facts, options))
@@ -550,7 +401,7 @@ def bench_trt(target, onnx_files: Sequence[str], options: TrtOptions, *, workdir
 
 
 def trt_step(onnx_files: Sequence[str], options: TrtOptions):
-    """A :class:`lcefr.bench.remote.BenchOptions` ``extra_steps`` entry: append the TensorRT rows to
+    """A :class:`lcefr.board.lce.BenchOptions` ``extra_steps`` entry: append the TensorRT rows to
     the host's report (after its .tflite rows) and the GPU facts to ``machine["tensorrt"]``."""
 
     def step(target, report, workdir: Optional[str], say) -> None:

@@ -3,7 +3,8 @@
 
 Standalone on purpose: Python >= 3.6 (JetPack 4), standard library only, plus whichever runtime
 the board has (``lce_benchmark_model``, ``tflite_runtime``, TensorFlow, or the LCE wheel on x86).
-It never imports lcefr.
+Of lcefr it imports only :mod:`lcefr.runtime` (statistics, FPS, interpreters; itself standard
+library at import), which the bench copies to ``lcefr/runtime.py`` next to this file.
 
     python3 runner.py machine                      # JSON facts about this machine
     python3 runner.py run --model m.tflite [...]   # one result row, printed as "LCEFR_ROW {json}"
@@ -21,10 +22,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
+
+# on a board, lcefr/ next to this file holds only runtime.py (a namespace package)
+from lcefr.runtime import (fastest, fps, is_lce_model, latency_stats, lce_interpreter, peak_rss_mb, random_input,
+                           time_callable, tflite_interpreter)
 
 ROW_PREFIX = "LCEFR_ROW "
-LCE_OP_MARKERS = (b"LceBconv2d", b"LceQuantize", b"LceDequantize", b"LceBMaxPool2d")
 BENCHMARK_NAMES = ("lce_benchmark_model", "lce_benchmark_model_aarch64", "lce_benchmark_model_aarch32")
 
 # ---------------------------------------------------------------- lce_benchmark_model output
@@ -165,49 +168,19 @@ def _row(model, path, runtime, kernel, threads):
             "status": "ok", "error": None}
 
 
-def _stats_ms(samples):
-    ms = sorted(s * 1e3 for s in samples)
-    n = len(ms)
-    mid = ms[n // 2] if n % 2 else 0.5 * (ms[n // 2 - 1] + ms[n // 2])
-    # p90 with linear interpolation between order statistics (numpy's default)
-    pos = 0.9 * (n - 1)
-    lo = int(pos)
-    p90 = ms[lo] + (ms[min(lo + 1, n - 1)] - ms[lo]) * (pos - lo)
-    return {"mean": round(sum(ms) / n, 4), "median": round(mid, 4), "p90": round(p90, 4), "min": round(ms[0], 4)}
-
-
-def _peak_rss_mb():
-    import resource
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0, 1)
-
-
-def is_lce_model(path):
+def _model_bytes(path):
     with open(path, "rb") as f:
-        data = f.read()
-    return any(marker in data for marker in LCE_OP_MARKERS)
+        return f.read()
 
 
 def _python_interpreter(path, threads, lce, kernel):
     if lce:
-        import larq_compute_engine as lce_mod
-
-        if platform.machine() not in ("x86_64", "AMD64"):
-            raise RuntimeError("the LCE Python interpreter runs on x86-64 only; install lce_benchmark_model on this board")
-        with open(path, "rb") as f:
-            interp = lce_mod.testing.Interpreter(f.read(), num_threads=threads, use_indirect_bgemm=kernel == "indirect")
-        shape = [1 if (d is None or d < 1) else int(d) for d in interp.input_shapes[0]]
-        dtype = interp.input_types[0]
-        return (lambda x: interp.predict(x)), shape, dtype
-    try:
-        from tflite_runtime.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    interp = Interpreter(model_path=path, num_threads=threads)
-    interp.allocate_tensors()
+        try:
+            interp = lce_interpreter(_model_bytes(path), threads=threads, kernel=kernel)
+        except RuntimeError as err:
+            raise RuntimeError("%s; install lce_benchmark_model on this board" % err)
+        return (lambda x: interp.predict(x)), interp.input_shapes[0], interp.input_types[0]
+    interp = tflite_interpreter(_model_bytes(path), threads=threads, prefer_tflite_runtime=True)
     detail = interp.get_input_details()[0]
 
     def run(x):
@@ -218,35 +191,23 @@ def _python_interpreter(path, threads, lce, kernel):
 
 
 def time_python(path, name, threads, runs, warmup, kernel):
-    import numpy as np
-
-    lce = is_lce_model(path)
+    lce = is_lce_model(_model_bytes(path))
     row = _row(name, path, "lce" if lce else "tflite", kernel if lce else "xnnpack", threads)
     try:
         run, shape, dtype = _python_interpreter(path, threads, lce, kernel)
-        rng = np.random.RandomState(0)
-        if np.issubdtype(np.dtype(dtype), np.integer):
-            x = rng.randint(-128, 127, size=shape).astype(dtype)
-        else:
-            x = rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
-        for _ in range(warmup):
-            run(x)
-        samples = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            run(x)
-            samples.append(time.perf_counter() - start)
+        x = random_input(shape, dtype)
+        samples = time_callable(lambda: run(x), runs=runs, warmup=warmup)
     except Exception as err:
         row["status"], row["error"] = "failed", "%s: %s" % (type(err).__name__, err)
         return row
-    row["latency_ms"] = _stats_ms(samples)
-    row["fps"] = round(1000.0 / row["latency_ms"]["mean"], 3)
-    row["peak_rss_mb"] = _peak_rss_mb()
+    row["latency_ms"] = latency_stats(samples)
+    row["fps"] = fps(row["latency_ms"]["mean"])
+    row["peak_rss_mb"] = peak_rss_mb()
     return row
 
 
 def time_binary(binary, path, name, threads, runs, warmup, kernel, timeout):
-    lce = is_lce_model(path)
+    lce = is_lce_model(_model_bytes(path))
     row = _row(name, path, "lce_benchmark_model", kernel if lce else "xnnpack", threads)
     cmd = [binary, "--graph=" + path, "--num_threads=%d" % threads, "--num_runs=%d" % runs, "--min_secs=0",
            "--warmup_runs=%d" % max(warmup, 1), "--warmup_min_secs=0", "--report_peak_memory_footprint=true"]
@@ -267,7 +228,7 @@ def time_binary(binary, path, name, threads, runs, warmup, kernel, timeout):
     low = parsed["min_us"] / 1e3 if parsed["min_us"] is not None else None
     # benchmark_model prints mean/min/max/std of the timed runs, not the median or p90
     row["latency_ms"] = {"mean": round(mean, 4), "median": None, "p90": None, "min": None if low is None else round(low, 4)}
-    row["fps"] = round(1000.0 / mean, 3) if mean > 0 else 0.0
+    row["fps"] = fps(mean)
     row["peak_rss_mb"] = parsed["peak_mb"] or parsed["overall_delta_mb"] or 0.0
     return row
 
@@ -284,7 +245,7 @@ def run_model(args):
         row = _row(name, path, "none", kernels[0], args.threads)
         row["status"], row["error"] = "failed", "model file not found: %s" % path
         return row
-    if not is_lce_model(path):
+    if not is_lce_model(_model_bytes(path)):
         kernels = kernels[:1]
     rows = []
     for kernel in kernels:
@@ -293,22 +254,6 @@ def run_model(args):
         else:
             rows.append(time_python(path, name, args.threads, args.runs, args.warmup, kernel))
     return fastest(rows)
-
-
-def fastest(rows):
-    """The fastest ok row of one model timed with several kernels; the others (or their errors)
-    under ``alternatives``. When every kernel failed: the first row with all errors joined."""
-    ok = [r for r in rows if r["status"] == "ok"]
-    if not ok:
-        best = rows[0]
-        best["error"] = "; ".join("%s: %s" % (r["kernel"], r["error"]) for r in rows)
-        return best
-    best = min(ok, key=lambda r: r["latency_ms"]["mean"])
-    others = [r for r in rows if r is not best]
-    if others:
-        best["alternatives"] = [{"kernel": r["kernel"], "status": r["status"], "error": r["error"],
-                                 "mean_ms": (r["latency_ms"] or {}).get("mean")} for r in others]
-    return best
 
 
 def main(argv=None):
