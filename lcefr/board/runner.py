@@ -114,8 +114,10 @@ def _clocks():
 
 
 def find_benchmark_binary(explicit=None):
-    """``explicit`` if given, else one of BENCHMARK_NAMES next to this script or on PATH."""
+    """``explicit`` if given (``~`` is the board user's home), else one of BENCHMARK_NAMES next to
+    this script or on PATH."""
     if explicit:
+        explicit = os.path.expanduser(explicit)
         return explicit if os.path.isfile(explicit) and os.access(explicit, os.X_OK) else None
     here = os.path.dirname(os.path.abspath(__file__))
     for name in BENCHMARK_NAMES:

@@ -112,3 +112,12 @@ def test_runner_and_runtime_are_python36_stdlib():
         top = {a.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for a in node.names}
         top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom)}
         assert top <= set(sys.stdlib_module_names) | {"lcefr"}, f"{path}: {top - set(sys.stdlib_module_names)}"
+
+
+def test_benchmark_binary_path_may_start_with_the_board_users_home(tmp_path, monkeypatch):
+    binary = tmp_path / "lce_benchmark_model"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert runner.find_benchmark_binary("~/lce_benchmark_model") == str(binary)
+    assert runner.find_benchmark_binary("~/missing") is None
