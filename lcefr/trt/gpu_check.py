@@ -46,7 +46,7 @@ import numpy as np
 from lcefr import cuda_ref
 from lcefr.trt import gpu_trt
 from lcefr.trt.cuda_device import E_PATH, CudaDevice, DeviceError, expected_path
-from lcefr.trt.microbench import IR18_CONVS
+from lcefr.trt.shapes import IR18_CONVS
 
 __all__ = ["Missing", "build_library", "check_kernels", "compare", "find_nvcc", "gpu_slug", "main",
            "probe_gpu", "summarize", "time_layers", "write_report"]

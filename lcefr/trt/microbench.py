@@ -42,9 +42,11 @@ import numpy as np
 
 from lcefr.board.ssh import SSHTarget
 from lcefr.board.trt import TrtJob, TrtOptions, run_jobs
+from lcefr.convert.onnx_binary import IR_VERSION, OP_TYPE, OPSET, pack_weights
 from lcefr.fileio import write_atomic
+from lcefr.trt.shapes import IR18_CONVS, ConvLayer
 
-__all__ = ["ConvLayer", "Case", "IR18_CONVS", "ir18_convs", "cases", "binary_graph", "conv_graph", "reference_bconv",
+__all__ = ["Case", "cases", "binary_graph", "conv_graph", "reference_bconv",
            "write_graphs", "jobs_for", "MODES", "main"]
 
 #: mode -> (graph, trtexec flags)
@@ -60,39 +62,6 @@ FIG5_BATCHES = (1, 4, 16, 64, 256, 512, 1024)
 FIG7_SIZES = (16, 32, 64, 128, 224)
 FIG5_LAYER = 18
 FIG7_LAYER = 3
-
-
-@dataclass(frozen=True)
-class ConvLayer:
-    index: int  # 1-based, creation order of IResNet-18
-    cin: int
-    cout: int
-    kernel: int
-    stride: int
-    size: int  # input height = width at 112x112 faces
-
-    @property
-    def pad(self) -> int:
-        return self.kernel // 2
-
-
-def ir18_convs(widths: Sequence[int] = (64, 128, 256, 512), depths: Sequence[int] = (2, 2, 2, 2), size: int = 112) -> List[ConvLayer]:
-    """IResNet-18's convolutions in creation order (the order of ``lcefr.models.iresnet.ir18``)."""
-    layers = [ConvLayer(1, 3, widths[0], 3, 1, size)]
-    cin = widths[0]
-    for width, depth in zip(widths, depths):
-        for block in range(depth):
-            stride = 2 if block == 0 else 1
-            layers.append(ConvLayer(len(layers) + 1, cin, width, 3, 1, size))
-            layers.append(ConvLayer(len(layers) + 1, width, width, 3, stride, size))
-            if stride != 1 or cin != width:
-                layers.append(ConvLayer(len(layers) + 1, cin, width, 1, stride, size))
-            size = -(-size // stride)
-            cin = width
-    return layers
-
-
-IR18_CONVS = ir18_convs()
 
 
 @dataclass
@@ -160,7 +129,6 @@ def _weights(case: Case, seed: int):
 def _model(node, inits, case: Case):
     from onnx import TensorProto, helper
 
-    from lcefr.convert.onnx_binary import IR_VERSION, OPSET  # TensorFlow: gpu_check imports this module without it
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [case.batch, case.layer.cin, case.size, case.size])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [case.batch, case.layer.cout, case.out_size, case.out_size])
@@ -174,7 +142,6 @@ def binary_graph(case: Case, *, seed: int = 0) -> bytes:
     """ONNX with one ``BinaryConv2d`` node (empty domain, as TensorRT's parser wants), zero padding."""
     from onnx import helper, numpy_helper
 
-    from lcefr.convert.onnx_binary import OP_TYPE, pack_weights  # TensorFlow: as above
 
     signs, multiplier, bias = _weights(case, seed)
     p, k, s = case.layer.pad, case.layer.kernel, case.layer.stride

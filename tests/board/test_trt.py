@@ -20,6 +20,7 @@ from lcefr.board.facts import parse_probe
 from lcefr.board.lce import BenchOptions, bench_host
 from lcefr.board.ssh import SSHTarget
 from lcefr.trt import microbench
+from lcefr.trt.shapes import ConvLayer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "trt")
@@ -101,7 +102,7 @@ def test_parse_probe_trt10_defines_dpkg_fallback_and_problems():
 
 def test_model_jobs_rows_and_sources(tmp_path):
     mb = microbench
-    case = mb.Case(mb.ConvLayer(1, 3, 8, 3, 1, 6), 1, 6)
+    case = mb.Case(ConvLayer(1, 3, 8, 3, 1, 6), 1, 6)
     path = tmp_path / "m.onnx"
     path.write_bytes(mb.binary_graph(case))
     jobs = tr.model_jobs([str(path)], tr.TrtOptions())
@@ -178,7 +179,7 @@ def _target(sshd):
 
 def _graphs(tmp_path, *names):
     mb = microbench
-    case = mb.Case(mb.ConvLayer(1, 32, 8, 3, 1, 8), 1, 8)
+    case = mb.Case(ConvLayer(1, 32, 8, 3, 1, 8), 1, 8)
     paths = []
     for name in names:
         (tmp_path / name).write_bytes(mb.binary_graph(case))

@@ -17,7 +17,7 @@ import pytest
 from lcefr import cuda_ref
 from lcefr.trt import cuda_device, gpu_check
 from lcefr.trt.cuda_device import ReferenceDevice, expected_path
-from lcefr.trt.microbench import ConvLayer
+from lcefr.trt.shapes import ConvLayer
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = cuda_ref.REFERENCE_CASES[::5]
@@ -392,7 +392,7 @@ def fake_tensorrt(version="10.3.0", build_ok=True):
 @pytest.mark.parametrize("version, flags", [("10.3.0", 0), ("8.6.1", 1)])
 def test_tensorrt_conv_engine_defines_the_layer(precision, version, flags):
     from lcefr.trt import gpu_trt
-    from lcefr.trt.microbench import IR18_CONVS
+    from lcefr.trt.shapes import IR18_CONVS
 
     trt = fake_tensorrt(version)
     layer = IR18_CONVS[17]  # 512 -> 512, 3x3, stride 2, 14x14
@@ -410,7 +410,7 @@ def test_tensorrt_conv_engine_defines_the_layer(precision, version, flags):
 
 def test_tensorrt_build_failure_and_old_versions():
     from lcefr.trt import gpu_trt
-    from lcefr.trt.microbench import IR18_CONVS
+    from lcefr.trt.shapes import IR18_CONVS
 
     with pytest.raises(RuntimeError, match="could not build the fp16 engine of conv 1"):
         gpu_trt.conv_engine(fake_tensorrt(build_ok=False), IR18_CONVS[0], 1, "fp16")

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 
 from lcefr.trt import microbench
+from lcefr.trt.shapes import IR18_CONVS, ConvLayer
 
 
 def test_microbench_layer_table_matches_ir18():
     mb = microbench
-    layers = mb.IR18_CONVS
+    layers = IR18_CONVS
     assert len(layers) == 21
-    assert layers[0] == mb.ConvLayer(1, 3, 64, 3, 1, 112)
-    assert layers[mb.FIG5_LAYER - 1] == mb.ConvLayer(18, 512, 512, 3, 2, 14)  # "the 18th conv layer"
-    assert layers[mb.FIG7_LAYER - 1] == mb.ConvLayer(3, 64, 64, 3, 2, 112)  # "the 3rd convolution layer"
+    assert layers[0] == ConvLayer(1, 3, 64, 3, 1, 112)
+    assert layers[mb.FIG5_LAYER - 1] == ConvLayer(18, 512, 512, 3, 2, 14)  # "the 18th conv layer"
+    assert layers[mb.FIG7_LAYER - 1] == ConvLayer(3, 64, 64, 3, 2, 112)  # "the 3rd convolution layer"
     assert [layer.kernel for layer in layers].count(1) == 4  # one 1x1 shortcut per stage
     run, skipped = mb.cases(max_mb=768)
     names = [c.name for c in run]
@@ -34,7 +35,7 @@ def test_microbench_graphs(layer, size):
     from lcefr.convert.onnx_binary import onnx_binary_runner
 
     mb = microbench
-    case = mb.Case(mb.ConvLayer(*layer, size), 2, size)
+    case = mb.Case(ConvLayer(*layer, size), 2, size)
     conv = onnx.load_from_string(mb.conv_graph(case))
     onnx.checker.check_model(conv, full_check=True)
     assert [n.op_type for n in conv.graph.node] == ["Conv"]
