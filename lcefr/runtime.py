@@ -14,13 +14,17 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-__all__ = ["TFLITE_IDENTIFIER", "LCE_OP_MARKERS", "check_tflite", "is_lce_model", "model_name", "lce_interpreter",
+__all__ = ["TFLITE_IDENTIFIER", "LCE_OP_MARKERS", "KERNELS", "KERNEL_CHOICES", "kernels_for", "check_tflite", "is_lce_model", "model_name", "lce_interpreter",
            "tflite_interpreter", "random_input", "time_callable", "peak_rss_mb", "latency_stats", "fps", "fastest"]
 
 #: file identifier of a TFLite flatbuffer, at bytes 4..8
 TFLITE_IDENTIFIER = b"TFL3"
 #: custom-op names whose presence makes a flatbuffer an LCE model
 LCE_OP_MARKERS = (b"LceBconv2d", b"LceQuantize", b"LceDequantize", b"LceBMaxPool2d")
+#: LCE's binary-convolution kernels: "default" (BGEMM) and "indirect" (indirect BGEMM,
+#: use_indirect_bgemm); "auto" tries both and keeps the faster.
+KERNELS = ("default", "indirect")
+KERNEL_CHOICES = ("auto",) + KERNELS
 
 
 def check_tflite(buffer: bytes, *, name: Optional[str] = None) -> None:
@@ -46,8 +50,8 @@ def lce_interpreter(buffer: bytes, *, threads: int = 1, kernel: str = "indirect"
 
     if platform.machine() not in ("x86_64", "AMD64"):
         raise RuntimeError(f"LCE's Python interpreter runs on x86-64 only, this is {platform.machine()}")
-    if kernel not in ("indirect", "default"):
-        raise ValueError(f"kernel must be 'indirect' or 'default', got {kernel!r}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     return lce.testing.Interpreter(buffer, num_threads=threads, use_indirect_bgemm=kernel == "indirect")
 
 
@@ -117,6 +121,13 @@ def latency_stats(samples_ms: Sequence[float]) -> Dict[str, float]:
     lo = int(pos)
     p90 = ms[lo] + (ms[min(lo + 1, n - 1)] - ms[lo]) * (pos - lo)
     return {"mean": round(sum(ms) / n, 4), "median": round(median, 4), "p90": round(p90, 4), "min": round(ms[0], 4)}
+
+
+def kernels_for(choice: str) -> List[str]:
+    """The kernels to time for a ``--kernel`` choice ("auto": both)."""
+    if choice not in KERNEL_CHOICES:
+        raise ValueError("kernel must be one of %s, got %r" % (", ".join(KERNEL_CHOICES), choice))
+    return list(KERNELS) if choice == "auto" else [choice]
 
 
 def fps(mean_ms: Optional[float], *, batch: int = 1) -> float:

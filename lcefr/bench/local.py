@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional
 
-from lcefr.runtime import (fastest, fps, is_lce_model, latency_stats, lce_interpreter, model_name, peak_rss_mb,
-                           random_input, time_callable, tflite_interpreter)
+from lcefr.runtime import (fastest, fps, is_lce_model, kernels_for, latency_stats, lce_interpreter, model_name,
+                           peak_rss_mb, random_input, time_callable, tflite_interpreter)
 
 __all__ = ["BenchResult", "time_lce", "time_tflite", "bench_files"]
 
@@ -91,7 +91,7 @@ def bench_files(files: Iterable[str], *, threads: int = 1, runs: int = 20, warmu
         if not is_lce_model(buffer):
             rows.append(time_tflite(buffer, name=name, threads=threads, runs=runs, warmup=warmup).to_dict())
             continue
-        kernels = ["default", "indirect"] if kernel == "auto" else [kernel]
+        kernels = kernels_for(kernel)
         rows.append(fastest([time_lce(buffer, name=name, threads=threads, runs=runs, warmup=warmup, kernel=k).to_dict()
                              for k in kernels]))
     return rows

@@ -24,8 +24,8 @@ import subprocess
 import sys
 
 # on a board, lcefr/ next to this file holds only runtime.py (a namespace package)
-from lcefr.runtime import (fastest, fps, is_lce_model, latency_stats, lce_interpreter, peak_rss_mb, random_input,
-                           time_callable, tflite_interpreter)
+from lcefr.runtime import (KERNEL_CHOICES, fastest, fps, is_lce_model, kernels_for, latency_stats, lce_interpreter,
+                           peak_rss_mb, random_input, time_callable, tflite_interpreter)
 
 ROW_PREFIX = "LCEFR_ROW "
 BENCHMARK_NAMES = ("lce_benchmark_model", "lce_benchmark_model_aarch64", "lce_benchmark_model_aarch32")
@@ -237,7 +237,7 @@ def time_binary(binary, path, name, threads, runs, warmup, kernel, timeout):
 
 def run_model(args):
     path, name = args.model, args.name or os.path.basename(args.model)
-    kernels = ["default", "indirect"] if args.kernel == "auto" else [args.kernel]
+    kernels = kernels_for(args.kernel)
     binary = find_benchmark_binary(args.lce_benchmark) if args.runtime in ("auto", "lce_benchmark_model") else None
     if args.runtime == "lce_benchmark_model" and not binary:
         row = _row(name, path, "lce_benchmark_model", kernels[0], args.threads)
@@ -269,7 +269,7 @@ def main(argv=None):
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--runs", type=int, default=20)
     r.add_argument("--warmup", type=int, default=3)
-    r.add_argument("--kernel", choices=("auto", "default", "indirect"), default="auto")
+    r.add_argument("--kernel", choices=KERNEL_CHOICES, default="auto")
     r.add_argument("--runtime", choices=("auto", "lce_benchmark_model", "python"), default="auto")
     r.add_argument("--lce-benchmark", default=None, help="path of lce_benchmark_model (default: next to this script or on PATH)")
     r.add_argument("--timeout", type=float, default=600.0)

@@ -7,8 +7,9 @@ import sys
 import click
 
 from lcefr.cli._common import CliError, echo_json, format_table, json_option
+from lcefr.runtime import KERNEL_CHOICES
 
-KERNELS = click.Choice(["auto", "default", "indirect"])
+KERNELS = click.Choice(KERNEL_CHOICES)
 
 
 def _table(rows, host=None):
