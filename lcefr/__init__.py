@@ -32,4 +32,5 @@ def _select_legacy_keras() -> None:
 
 
 _select_legacy_keras()
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if _os.environ.get("LCEFR_VERBOSE", "").strip().lower() in ("", "0", "false", "no", "off"):
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # LCEFR_VERBOSE=1: TensorFlow's INFO lines too

@@ -5,6 +5,7 @@ import click
 
 from lcefr import __version__
 from lcefr.cli._common import Group
+from lcefr.cli import quiet
 from lcefr.cli.env import env
 from lcefr.cli.models import models
 from lcefr.cli.demo import demo
@@ -23,11 +24,14 @@ __all__ = ["cli"]
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="lcefr")
-def cli():
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow/XLA log lines and library warnings (also LCEFR_VERBOSE=1); hidden by default.")
+def cli(verbose):
     """lcefr: binarized face recognition, from Larq/Keras models to measured FPS on embedded boards.
 
     Faces are aligned RGB 112x112 crops, preprocessed as (x - 127.5) / 127.5 outside the model.
     """
+    quiet.apply(verbose=verbose)
 
 
 cli.add_command(env)

@@ -7,7 +7,7 @@ from typing import Any, Iterable, List, Sequence
 
 import click
 
-__all__ = ["CliError", "Group", "echo_json", "format_table", "json_option"]
+__all__ = ["CliError", "Group", "echo_json", "format_table", "json_option", "progressbar"]
 
 
 class CliError(click.ClickException):
@@ -46,6 +46,12 @@ class Group(click.Group):
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
+
+
+def progressbar(iterable=None, **kwargs):
+    """``click.progressbar`` on stderr, drawn only on a terminal (elsewhere click prints its label as a stray line)."""
+    stderr = click.get_text_stream("stderr")
+    return click.progressbar(iterable, file=stderr, hidden=not stderr.isatty(), **kwargs)
 
 
 def echo_json(data: Any) -> None:

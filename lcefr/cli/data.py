@@ -5,11 +5,11 @@ import os
 
 import click
 
-from lcefr.cli._common import CliError, Group, echo_json, format_table, json_option
+from lcefr.cli._common import CliError, Group, echo_json, format_table, json_option, progressbar
 
 
 def _bar(length, label):
-    return click.progressbar(length=length, label=label, file=click.get_text_stream("stderr"))
+    return progressbar(length=length, label=label)
 
 
 @click.group(cls=Group)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from lcefr.cli._common import echo_json, format_table, json_option
+from lcefr.cli._common import echo_json, format_table, json_option, progressbar
 
 HEADERS = ["model", "params", "binary MACs", "float MACs", ".tflite KB", "bconv", "bin MAC %", "parity cos", "ms/face", "FPS"]
 
@@ -73,7 +73,7 @@ def demo(names, all_models, runs, warmup, out_dir, compare, with_train, train_mo
         if not as_json:
             click.echo(f"  {row.model}: {row.ms_per_face:.2f} ms/face, parity cos {row.parity_cosine:.5f}", err=True)
 
-    with click.progressbar(length=len(selected), label="models", file=click.get_text_stream("stderr")) as bar:
+    with progressbar(length=len(selected), label="models") as bar:
         def on_row(row):
             bar.update(1)
             show(row)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from lcefr.cli._common import CliError, echo_json, format_table, json_option
+from lcefr.cli._common import CliError, echo_json, format_table, json_option, progressbar
 
 FARS = {"1e-3": 1e-3, "1e-4": 1e-4}
 
@@ -52,12 +52,11 @@ def eval_(model, bins, roc_path, calibration_out, calibration_far, batch_size, t
     sets, curves, calibration = {}, {}, None
     for path in bins:
         name = os.path.splitext(os.path.basename(path))[0]
-        with click.progressbar(length=1, label=f"{name}: reading", file=click.get_text_stream("stderr")) as bar:
+        with progressbar(length=1, label=f"{name}: reading") as bar:
             vs = read_bin(path)
             bar.update(1)
         passes = 1 if no_flip else 2
-        with click.progressbar(length=passes * len(vs.images), label=f"{name}: embedding",
-                               file=click.get_text_stream("stderr")) as bar:
+        with progressbar(length=passes * len(vs.images), label=f"{name}: embedding") as bar:
             emb = embedder.embed(vs.images, flip=not no_flip, progress=bar.update)
         _, _, accuracy, thresholds, _, _, _ = evaluate(emb, vs.issame)
         tars = {key: tar_at_far(emb, vs.issame, far) for key, far in FARS.items()}
