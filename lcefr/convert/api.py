@@ -9,7 +9,8 @@ import numpy as np
 from lcefr.convert.audit import count_sign_convs
 from lcefr.convert.inspect import inspect_tflite
 from lcefr.convert.onnx import convert_onnx, onnx_runner
-from lcefr.convert.onnx_binary import convert_onnx_binary, count_binary_nodes, onnx_binary_runner
+from lcefr.convert.onnx_binary import convert_onnx_binary
+from lcefr.convert.ort import count_binary_nodes, onnx_binary_runner
 from lcefr.convert.tflite import convert_float, convert_int8, convert_lce
 from lcefr.eval.parity import PARITY_PROBES, check_parity, face_inputs, probe_inputs
 from lcefr.keras_graph import iter_layers

@@ -42,7 +42,8 @@ import numpy as np
 
 from lcefr.board.ssh import SSHTarget
 from lcefr.board.trt import TrtJob, TrtOptions, run_jobs
-from lcefr.convert.onnx_binary import IR_VERSION, OP_TYPE, OPSET, pack_weights
+from lcefr.convert.onnx_binary import IR_VERSION, OPSET, pack_weights
+from lcefr.convert.ort import OP_TYPE
 from lcefr.fileio import write_atomic
 from lcefr.trt.shapes import IR18_CONVS, ConvLayer
 

@@ -45,7 +45,8 @@ def test_tiny_models_export_and_match_keras(name):
 
 @pytest.mark.slow
 def test_trt_domain_and_sabotaged_weights_fail_parity():
-    from lcefr.convert.onnx_binary import _for_onnxruntime, convert_onnx_binary, onnx_binary_runner
+    from lcefr.convert.onnx_binary import convert_onnx_binary
+    from lcefr.convert.ort import _for_onnxruntime, onnx_binary_runner
 
     tf.keras.backend.clear_session()
     model = load_source("test_quicknet").model

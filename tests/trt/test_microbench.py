@@ -32,7 +32,7 @@ def test_microbench_graphs(layer, size):
     import onnx
 
     pytest.importorskip("onnxruntime_extensions")
-    from lcefr.convert.onnx_binary import onnx_binary_runner
+    from lcefr.convert.ort import onnx_binary_runner
 
     mb = microbench
     case = mb.Case(ConvLayer(*layer, size), 2, size)
