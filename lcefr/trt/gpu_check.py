@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import glob
+import importlib.util
 import json
 import os
 import platform
@@ -416,6 +417,11 @@ def markdown(report: Dict) -> str:
             lines.append(f"| {r['layer']} | {r['batch']} | {r['in_channels']}->{r['out_channels']} | "
                          f"{r['kernel']}/{r['stride']} | {r['size']} | " + " | ".join(f"{r['ms'][k]:.4f}" for k in keys)
                          + f" | {r['best_binary']} {sp or '-'} |")
+    pe = report.get("plugin_engine")
+    if pe:
+        verdict = "PASS" if pe.get("pass") else "FAIL"
+        detail = pe.get("error") or f"cosine min {pe['cosine_min']:.6f}, max abs diff {pe['max_abs_diff']:.3g}"
+        lines += ["", f"**Plugin engine ({pe['onnx']}) vs onnxruntime: {verdict}** ({detail})"]
     lines += ["", *(f"- {n}" for n in report["notes"])] if report["notes"] else []
     return "\n".join(lines) + "\n"
 
@@ -517,6 +523,7 @@ def run(args) -> Tuple[Dict, int]:
         notes.append("TensorRT rows need PyTorch for device buffers: none with --no-torch")
     if torch is None:
         notes.append("--no-torch: no cuDNN rows")
+    plugin_engine = _plugin_engine(args, trt, torch, build, notes)
     iters = 20 if args.quick else 100
     layers = IR18_CONVS[::3] if args.quick else IR18_CONVS
     timing = time_layers(native, torch, trt=trt, layers=layers, batches=BATCHES, iters=iters,
@@ -531,9 +538,27 @@ def run(args) -> Tuple[Dict, int]:
         "nvcc": {"path": nvcc, "version": _nvcc_version(nvcc)},
         "torch": None if torch is None else f"{torch.__version__} (cuDNN {torch.backends.cudnn.version()})",
         "tensorrt": None if trt is None else str(trt.__version__), "rows": len(rows), "rows_passed": passed, "passed": passed == len(rows),
-        "summary": summary, "kernels": rows, "timing": timing, "notes": notes,
+        "summary": summary, "kernels": rows, "timing": timing, "plugin_engine": plugin_engine, "notes": notes,
     }
-    return report, 0 if report["passed"] else 1
+    ok = report["passed"] and (plugin_engine is None or plugin_engine.get("pass", False))
+    return report, 0 if ok else 1
+
+
+def _plugin_engine(args, trt, torch, build: Path, notes: List[str]) -> Optional[Dict]:
+    """The plugin engine of an onnx-binary export against onnxruntime, when everything it needs is here."""
+    onnx = Path(args.onnx) if args.onnx else REPO / "build" / "models" / "quicknet_small.onnx"
+    has_ort = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnxruntime_extensions"))
+    missing = [what for what, ok in (("TensorRT", trt is not None), ("PyTorch", torch is not None),
+                                     ("onnxruntime and onnxruntime-extensions", has_ort),
+                                     (f"an onnx-binary export ({onnx})", onnx.is_file())) if not ok]
+    if missing:
+        notes.append("no plugin engine check: needs " + ", ".join(missing) + " (make build/models/quicknet_small.onnx "
+                     "on the host, copy it here, pass --onnx)")
+        return None
+    try:
+        return gpu_trt.plugin_engine_check(trt, torch, onnx, plugin=args.plugin, build_dir=build)
+    except Exception as err:  # any TensorRT, build or runtime failure is a failed check, reported
+        return {"onnx": str(onnx), "pass": False, "error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -546,6 +571,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="every third layer, 20 timed runs (under 2 minutes)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-torch", action="store_true", help="check the kernels without PyTorch (no cuDNN rows)")
+    parser.add_argument("--onnx", help="onnx-binary --domain trt export for the plugin engine check "
+                                       "(default: build/models/quicknet_small.onnx)")
+    parser.add_argument("--plugin", help="BinaryConv2d plugin library (default: build/trt/libbinaryconv_plugin.so "
+                                         "or `make trt`)")
     args = parser.parse_args(argv)
     try:
         report, code = run(args)

@@ -426,3 +426,64 @@ def test_report_names_an_old_tensorrt(fake_machine, monkeypatch, capsys):
     assert gpu_check.main(["--out", str(tmp_path), "--no-torch", "--quick"]) == 0
     report = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert any("older than 8.5" in n for n in report["notes"]) and report["tensorrt"] is None
+
+
+# ---- the plugin engine check ------------------------------------------------------------------------
+
+
+def test_compare_outputs():
+    from lcefr.trt import gpu_trt
+
+    ref = np.random.default_rng(0).standard_normal((2, 128)).astype(np.float32)
+    assert gpu_trt.compare_outputs(ref.copy(), ref)["pass"]
+    noisy = ref + 0.2 * np.random.default_rng(1).standard_normal(ref.shape).astype(np.float32)
+    got = gpu_trt.compare_outputs(noisy, ref)
+    assert not got["pass"] and got["cosine_min"] < gpu_trt.PLUGIN_COSINE_MIN and got["max_abs_diff"] > 0.1
+    assert not gpu_trt.compare_outputs(ref[:, :64], ref)["pass"]
+    nan = ref.copy()
+    nan[1, 3] = np.nan
+    assert not gpu_trt.compare_outputs(nan, ref)["pass"]
+
+
+def test_build_plugin_failure_is_one_line(monkeypatch, tmp_path):
+    from lcefr.trt import gpu_trt
+
+    def fake_run(cmd, **kw):
+        assert cmd[:4] == ["make", "--no-print-directory", "-C", str(ROOT)] and "trt" in cmd
+        return subprocess.CompletedProcess(cmd, 2, "", "cmake output\nerror: TensorRT not found (set TENSORRT_ROOT)\n")
+    monkeypatch.setattr(gpu_trt.subprocess, "run", fake_run)
+    with pytest.raises(RuntimeError, match=r"^make trt failed: error: TensorRT not found"):
+        gpu_trt.build_plugin(tmp_path)
+
+
+def test_plugin_engine_check_is_skipped_with_the_reason(fake_machine):
+    _, tmp_path = fake_machine
+    assert gpu_check.main(["--out", str(tmp_path), "--no-torch", "--quick", "--onnx", str(tmp_path / "none.onnx")]) == 0
+    report = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert report["plugin_engine"] is None
+    note = next(n for n in report["notes"] if n.startswith("no plugin engine check"))
+    assert "TensorRT" in note and "PyTorch" in note and "none.onnx" in note
+
+
+def test_a_failing_plugin_engine_fails_the_check(monkeypatch, tmp_path):
+    import argparse
+
+    from lcefr.trt import gpu_trt
+
+    onnx = tmp_path / "qs.onnx"
+    onnx.write_bytes(b"onnx")
+    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", lambda name: object())
+
+    def broken(*a, **kw):
+        raise RuntimeError("TensorRT could not parse qs.onnx: no plugin BinaryConv2d\nmore")
+    monkeypatch.setattr(gpu_trt, "plugin_engine_check", broken)
+    args = argparse.Namespace(onnx=str(onnx), plugin=None)
+    notes = []
+    result = gpu_check._plugin_engine(args, object(), object(), tmp_path, notes)
+    assert result == {"onnx": str(onnx), "pass": False,
+                      "error": "RuntimeError: TensorRT could not parse qs.onnx: no plugin BinaryConv2d"}
+    assert not notes
+    report = {"started_utc": "2026-12-04T12:00:00Z", "gpu": {"name": "x", "arch": 90, "driver": 1, "runtime": 1},
+              "nvcc": {"version": "13.0"}, "torch": None, "tensorrt": "10.3", "rows": 0, "rows_passed": 0,
+              "passed": True, "summary": [], "kernels": [], "timing": [], "plugin_engine": result, "notes": []}
+    assert "Plugin engine" in gpu_check.markdown(report) and "FAIL" in gpu_check.markdown(report)
