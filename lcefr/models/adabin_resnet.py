@@ -14,7 +14,7 @@ Block (``C_in -> C``, stride ``s``)::
 """
 from __future__ import annotations
 
-from typing import Sequence
+import functools
 
 import tensorflow as tf
 
@@ -55,17 +55,8 @@ def residual_block(x, filters: int, stride: int):
     return binary_unit(binary_unit(x, filters), filters, stride)
 
 
-def adabin_resnet(
-    *,
-    input_shape,
-    embedding_size: int,
-    depths: Sequence[int],
-    widths: Sequence[int] = (64, 128, 256, 512),
-    dropout: float = 0.0,
-):
-    """The one AdaBin ResNet builder; variants pass their stage depths."""
-    return staged_backbone(input_shape=input_shape, embedding_size=embedding_size, stem=stem,
-                           block=residual_block, depths=depths, widths=widths, dropout=dropout)
+#: The one AdaBin ResNet builder; variants pass their stage depths.
+adabin_resnet = functools.partial(staged_backbone, stem=stem, block=residual_block, widths=(64, 128, 256, 512))
 
 
 @register_model(family="adabin_resnet", binary=True)

@@ -8,7 +8,7 @@ one to one.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import functools
 
 import tensorflow as tf
 
@@ -57,17 +57,8 @@ def residual_block(x, filters: int, stride: int):
     return tf.keras.layers.Add()([y, shortcut])
 
 
-def iresnet(
-    *,
-    input_shape,
-    embedding_size: int,
-    depths: Sequence[int],
-    widths: Sequence[int] = (64, 128, 256, 512),
-    dropout: float = 0.0,
-):
-    """The one IResNet builder; variants pass their stage depths."""
-    return staged_backbone(input_shape=input_shape, embedding_size=embedding_size, stem=stem,
-                           block=residual_block, depths=depths, widths=widths, dropout=dropout)
+#: The one IResNet builder; variants pass their stage depths.
+iresnet = functools.partial(staged_backbone, stem=stem, block=residual_block, widths=(64, 128, 256, 512))
 
 
 @register_model(family="iresnet", binary=False)
