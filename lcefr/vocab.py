@@ -1,8 +1,10 @@
 """The names lcefr's commands and functions accept, each defined once; click choices derive from
 these tuples. Imports nothing, so the CLI reads it at start-up without TensorFlow."""
 
-__all__ = ["TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES"]
+__all__ = ["IMAGE_EXTENSIONS", "TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES"]
 
+#: Image files every command reads (align, train, data, eval); OpenCV decodes them all.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: `lcefr convert --to`: LCE flatbuffer, its int8 and float siblings, plain ONNX, ONNX with BinaryConv2d nodes.
 TARGETS = ("tflite", "tflite-int8", "tflite-float", "onnx", "onnx-binary")
 #: `--domain` of onnx-binary -> the custom-op domain written (TensorRT's parser wants the empty one).

@@ -13,6 +13,7 @@ import time
 import click
 
 from lcefr.cli._common import CliError, echo_json, format_table, json_option
+from lcefr.vocab import IMAGE_EXTENSIONS
 
 __all__ = ["align", "verify", "gallery", "identify", "run", "DEFAULT_THRESHOLD_COS"]
 
@@ -20,9 +21,6 @@ __all__ = ["align", "verify", "gallery", "identify", "run", "DEFAULT_THRESHOLD_C
 #: common operating point of ArcFace-trained models, but binarized models differ; calibrate with
 #: ``lcefr eval MODEL --bin lfw.bin --calibration-out cal.json``.
 DEFAULT_THRESHOLD_COS = 0.3
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
 
 def _detector(min_face: int):
     from lcefr.face.detect import DetectorUnavailableError, MTCNNDetector
@@ -160,7 +158,7 @@ def align(in_dir, out_dir, all_faces, max_residual, min_face, as_json):
     paths = []
     for root, dirs, files in os.walk(in_dir):
         dirs.sort()
-        paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTS)]
+        paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
     faces_of = _Faces(min_face=min_face)
     report = {"in_dir": in_dir, "out_dir": out_dir, "images": len(paths), "written": 0, "aligned_images": 0,
               "no_face": [], "several_faces": [], "unreadable": [], "max_residual_px": max_residual, "min_face_px": min_face,

@@ -7,8 +7,8 @@ from typing import List
 
 import numpy as np
 
-from lcefr.data.images import IMAGE_EXTENSIONS
 from lcefr.preprocess import FACE_SIZE
+from lcefr.vocab import IMAGE_EXTENSIONS
 
 __all__ = ["ImageFolder", "scan_image_folder", "image_folder_dataset", "decode_face_tf"]
 
@@ -60,11 +60,25 @@ def scan_image_folder(root: str, *, min_images: int = 1) -> ImageFolder:
     return ImageFolder(root=root, paths=paths, labels=np.asarray(labels, np.int32), classes=classes)
 
 
+def _decode_cv2(encoded: bytes) -> np.ndarray:
+    """WebP, TIFF and the other formats TensorFlow's decoders lack, through OpenCV (RGB uint8)."""
+    import cv2  # optional heavy import: scanning a folder must not need OpenCV
+
+    bgr = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("not a decodable image")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
 def decode_face_tf(encoded, *, size: int = FACE_SIZE):
     """Encoded image bytes (tensor) -> uint8 RGB ``size`` x ``size`` x 3 tensor."""
     import tensorflow as tf
 
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    head = tf.strings.substr(encoded, 0, 4)
+    native = tf.reduce_any([tf.io.is_jpeg(encoded), tf.equal(head, b"\x89PNG"),
+                            tf.equal(tf.strings.substr(encoded, 0, 2), b"BM"), tf.equal(head, b"GIF8")])
+    image = tf.cond(native, lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False),
+                    lambda: tf.numpy_function(_decode_cv2, [encoded], tf.uint8, stateful=False))
     image = tf.ensure_shape(image, [None, None, 3])
     shape = tf.shape(image)
     return tf.cond(

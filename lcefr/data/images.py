@@ -7,10 +7,10 @@ from typing import List, Optional
 import numpy as np
 
 from lcefr.preprocess import FACE_SIZE, preprocess
+from lcefr.vocab import IMAGE_EXTENSIONS
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image", "is_aligned_face", "read_face", "load_faces"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def list_images(directory: str) -> List[str]:
