@@ -1,8 +1,12 @@
 """The names lcefr's commands and functions accept, each defined once; click choices derive from
 these tuples. Imports nothing, so the CLI reads it at start-up without TensorFlow."""
 
-__all__ = ["IMAGE_EXTENSIONS", "TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES"]
+__all__ = ["DEFAULT_THRESHOLD_COS", "IMAGE_EXTENSIONS", "TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES"]
 
+#: Cosine threshold of verify, identify and run when neither a calibration file nor a threshold is
+#: given. Uncalibrated: a common operating point of ArcFace-trained models, but binarized models
+#: differ; calibrate with ``lcefr eval MODEL --bin lfw.bin --calibration-out cal.json``.
+DEFAULT_THRESHOLD_COS = 0.3
 #: Image files every command reads (align, train, data, eval); OpenCV decodes them all.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: `lcefr convert --to`: LCE flatbuffer, its int8 and float siblings, plain ONNX, ONNX with BinaryConv2d nodes.

@@ -16,7 +16,9 @@ from lcefr.cli.train import train
 from lcefr.cli.quantize import quantize
 from lcefr.cli.bench import bench, jetson_setup
 from lcefr.cli.trt import trt
-from lcefr.cli.face import align, verify, gallery, identify, run
+from lcefr.cli.face import align, identify, verify
+from lcefr.cli.gallery import gallery
+from lcefr.cli.video import run
 from lcefr.cli.personal import personal
 
 __all__ = ["cli"]
