@@ -2,7 +2,8 @@
 
 :mod:`lcefr.quantize.fakequant` turns a float model into its fake-quantized copy and calibrates it
 (the layers are in :mod:`lcefr.layers`, the quantizers in :mod:`lcefr.quantizers`);
-:mod:`lcefr.quantize.qat` the small-data distillation loop, sizes, accuracy and int8 export.
+:mod:`lcefr.quantize.qat` the small-data distillation loop, sizes, accuracy and int8 export;
+:mod:`lcefr.quantize.workflow` the whole ``lcefr quantize`` run (:func:`quantize_backbone`).
 """
 from lcefr.quantize.fakequant import (
     SUPPORTED_BITS,
@@ -22,6 +23,7 @@ from lcefr.quantize.qat import (
     quantization_aware_training,
     verification_accuracy,
 )
+from lcefr.quantize.workflow import QuantizeError, quantize_backbone
 
 __all__ = [
     "SUPPORTED_BITS",
@@ -38,4 +40,6 @@ __all__ = [
     "packed_size",
     "quantization_aware_training",
     "verification_accuracy",
+    "QuantizeError",
+    "quantize_backbone",
 ]
