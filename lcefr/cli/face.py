@@ -77,25 +77,20 @@ def verify(model, image_a, image_b, calibration, threshold, no_align, min_face, 
     is used. Without --calibration/--threshold the uncalibrated default cosine threshold
     (0.3) is used with a warning.
     """
-    from lcefr.face.decide import embed_faces
-    from lcefr.face.photos import FaceReader
+    from lcefr.face.recognize import verify_pair
 
-    thr, thr_source = cosine_threshold(calibration, threshold)
-    reader = FaceReader(no_align=no_align, min_face=min_face)
-    face_a, info_a = reader.one(image_a)
-    face_b, info_b = reader.one(image_b)
-    emb = embed_faces(model, [face_a, face_b])
-    score = float(emb[0] @ emb[1])
-    same = score >= thr
-    report = {"model": model, "same": bool(same), "score_cos": score, "distance_sqL2": 2.0 - 2.0 * score,
-              "threshold_cos": thr, "threshold_from": thr_source, "image_a": info_a, "image_b": info_b}
+    threshold = cosine_threshold(calibration, threshold)
+    report = verify_pair(model=model, image_a=image_a, image_b=image_b, threshold=threshold, no_align=no_align,
+                         min_face=min_face)
     if as_json:
         echo_json(report)
         return
-    for info in (info_a, info_b):
+    for info in (report["image_a"], report["image_b"]):
         if info["faces"] and info["faces"] > 1:
             click.echo(f"note: {info['image']}: {info['faces']} faces, the largest used")
-    click.echo(f"{'same' if same else 'different'}: cosine {score:.4f} {'>=' if same else '<'} threshold {thr:.4f} ({thr_source})")
+    same, thr = report["same"], report["threshold_cos"]
+    click.echo(f"{'same' if same else 'different'}: cosine {report['score_cos']:.4f} {'>=' if same else '<'} "
+               f"threshold {thr:.4f} ({report['threshold_from']})")
 
 
 @click.command("identify")
@@ -113,26 +108,16 @@ def identify(model, image, db, top, calibration, threshold, no_align, min_face, 
     The best match is reported as the identity when its cosine reaches the threshold, else
     "unknown". MODEL must be the gallery's model.
     """
-    from lcefr.face.decide import embed_faces
-    from lcefr.face.gallery import Gallery, model_identity
-    from lcefr.face.photos import FaceReader
+    from lcefr.face.recognize import check_gallery_model, identify_image
 
-    model_id = model_identity(model)
-    with Gallery.open(db) as g:
-        g.check_model(model_id)
-    thr, thr_source = cosine_threshold(calibration, threshold)
-    face, info = FaceReader(no_align=no_align, min_face=min_face).one(image)
-    emb = embed_faces(model, [face])[0]
-    with Gallery.open(db) as g:
-        g.check_model(model_id, emb.shape[0])
-        matches = g.identify(emb, top=top)
-    best = matches[0] if matches and matches[0].score >= thr else None
-    report = {"model": model, "db": db, "image": info, "identity": best.name if best else None,
-              "threshold_cos": thr, "threshold_from": thr_source,
-              "matches": [{"name": m.name, "score_cos": m.score, "images": m.images, "source": m.source} for m in matches]}
+    check_gallery_model(model=model, db=db)
+    threshold = cosine_threshold(calibration, threshold)
+    report = identify_image(model=model, image=image, db=db, threshold=threshold, top=top, no_align=no_align,
+                            min_face=min_face)
     if as_json:
         echo_json(report)
         return
-    rows = [[i + 1, m.name, f"{m.score:.4f}", m.images, m.source] for i, m in enumerate(matches)]
+    rows = [[i + 1, m["name"], f"{m['score_cos']:.4f}", m["images"], m["source"]] for i, m in enumerate(report["matches"])]
     click.echo(format_table(["rank", "name", "cosine", "images", "closest image"], rows))
-    click.echo(f"identity: {best.name if best else 'unknown'} (threshold {thr:.4f}, {thr_source})")
+    click.echo(f"identity: {report['identity'] or 'unknown'} (threshold {report['threshold_cos']:.4f}, "
+               f"{report['threshold_from']})")

@@ -1,8 +1,6 @@
 """``lcefr gallery add|list|remove``: enrolled people in one SQLite file, pinned to their model."""
 from __future__ import annotations
 
-import os
-
 import click
 
 from lcefr.cli._common import CliError, db_option, echo_json, format_table, json_option, min_face_option, no_align_option
@@ -26,36 +24,17 @@ def gallery():
 @json_option
 def gallery_add(db, name, images, model, no_align, min_face, as_json):
     """Enrol IMAGES of person NAME (one transaction: all images or none)."""
-    from lcefr.face.decide import embed_faces
-    from lcefr.face.gallery import Gallery, model_identity
-    from lcefr.face.photos import FaceReader
+    from lcefr.face.recognize import EnrolError, enrol
 
-    if not name.strip():
-        raise CliError("NAME must not be empty")
-    meta = {}
-    if os.path.exists(db):
-        with Gallery.open(db) as g:
-            meta = g.meta()
-    if not meta and not model:
-        raise CliError(f"{db} is a new gallery: the first `gallery add` needs --model MODEL")
-    model = model or meta["model"]
-    model_id = model_identity(model)
-    if meta:
-        with Gallery.open(db) as g:
-            g.check_model(model_id)
-    reader = FaceReader(no_align=no_align, min_face=min_face)
-    faces, infos = zip(*[reader.one(p) for p in images])
-    emb = embed_faces(model, list(faces))
-    recorded = os.path.abspath(model) if os.path.exists(model) else model
-    with Gallery.open_or_create(db) as g:
-        n = g.add(name, list(images), emb, model_id=model_id, model=recorded)
-        people = g.people()
-    report = {"db": db, "name": name.strip(), "added": n, "people": len(people),
-              "embeddings": sum(c for _, c in people), "model_id": model_id, "images": list(infos)}
+    try:
+        report = enrol(db=db, name=name, images=images, model=model, no_align=no_align, min_face=min_face)
+    except EnrolError as err:
+        raise CliError(str(err)) from None
     if as_json:
         echo_json(report)
         return
-    click.echo(f"added {n} image(s) of {name.strip()} to {db} ({report['people']} people, {report['embeddings']} embeddings)")
+    click.echo(f"added {report['added']} image(s) of {report['name']} to {db} ({report['people']} people, "
+               f"{report['embeddings']} embeddings)")
 
 
 @gallery.command("list")
