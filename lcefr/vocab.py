@@ -1,7 +1,8 @@
 """The names lcefr's commands and functions accept, each defined once; click choices derive from
 these tuples. Imports nothing, so the CLI reads it at start-up without TensorFlow."""
 
-__all__ = ["DEFAULT_THRESHOLD_COS", "IMAGE_EXTENSIONS", "TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES"]
+__all__ = ["DEFAULT_THRESHOLD_COS", "IMAGE_EXTENSIONS", "TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES",
+           "QAT_LOSSES"]
 
 #: Cosine threshold of verify, identify and run when neither a calibration file nor a threshold is
 #: given. Uncalibrated: a common operating point of ArcFace-trained models, but binarized models
@@ -21,3 +22,5 @@ OPTIMIZERS = ("sgd", "adam", "bop")
 STRATEGIES = ("default", "mirrored", "multiworker")
 #: Distillation losses (need a teacher).
 DISTILL_LOSSES = ("mse", "ekd")
+#: `lcefr quantize --loss`: distillation from the float teacher (ekd+ce adds the margin-head loss).
+QAT_LOSSES = ("ekd", "mse", "ekd+ce")

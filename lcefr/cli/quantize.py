@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from lcefr.cli._common import CliError, StageBars, echo_json, format_table, json_option
+from lcefr.vocab import QAT_LOSSES
 
 
 def _pct(v):
@@ -16,7 +17,7 @@ def _pct(v):
 @click.option("--data", required=True, help="Image folder (identity sub-folders give labels) or 'synthetic'.")
 @click.option("--images", type=int, help="Use a random subset of this many images (whole identities first).")
 @click.option("--epochs", default=1, show_default=True, type=int)
-@click.option("--loss", default="ekd", show_default=True, type=click.Choice(["ekd", "mse", "ekd+ce"]),
+@click.option("--loss", default="ekd", show_default=True, type=click.Choice(QAT_LOSSES),
               help="EKD (label-free with two views), QuantFace's embedding MSE, or EKD plus class-centre cross-entropy.")
 @click.option("--batch-size", default=16, show_default=True, type=int, help="Images per step.")
 @click.option("--lr", default=1e-4, show_default=True, type=float,

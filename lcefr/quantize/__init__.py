@@ -13,7 +13,6 @@ from lcefr.quantize.fakequant import (
     quantize_model,
 )
 from lcefr.quantize.qat import (
-    LOSSES,
     QATResult,
     QuantData,
     export_int8,
@@ -31,7 +30,6 @@ __all__ = [
     "fold_quantized_weights",
     "quant_layers",
     "quantize_model",
-    "LOSSES",
     "QATResult",
     "QuantData",
     "export_int8",

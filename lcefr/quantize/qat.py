@@ -28,11 +28,11 @@ from lcefr.heads.distill import EKDLoss, embedding_mse
 from lcefr.models import create_model, list_models
 from lcefr.preprocess import normalize, preprocess
 from lcefr.quantize.fakequant import calibrate, fold_quantized_weights, quant_layers, quantize_model
+from lcefr.vocab import QAT_LOSSES
 
-__all__ = ["LOSSES", "QuantData", "QATResult", "load_teacher", "load_quant_data", "quantization_aware_training",
+__all__ = ["QuantData", "QATResult", "load_teacher", "load_quant_data", "quantization_aware_training",
            "packed_size", "verification_accuracy", "export_int8"]
 
-LOSSES = ("ekd", "mse", "ekd+ce")
 
 
 @dataclass
@@ -184,8 +184,8 @@ def quantization_aware_training(
     """
     import tensorflow as tf
 
-    if loss not in LOSSES:
-        raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if loss not in QAT_LOSSES:
+        raise ValueError(f"--loss must be one of {', '.join(QAT_LOSSES)}, got {loss!r}")
     if loss == "ekd+ce" and not data.labelled:
         raise ValueError("--loss ekd+ce needs labelled --data (one sub-folder per identity); this folder has none")
     if epochs < 0 or batch_size < 2:

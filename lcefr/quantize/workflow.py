@@ -20,8 +20,9 @@ from lcefr.data.binset import read_bin
 from lcefr.embed import load_embedder
 from lcefr.models import list_models
 from lcefr.quantize.fakequant import SUPPORTED_BITS
-from lcefr.quantize.qat import (LOSSES, export_int8, keras_runner, load_quant_data, load_teacher, packed_size,
+from lcefr.quantize.qat import (export_int8, keras_runner, load_quant_data, load_teacher, packed_size,
                                 quantization_aware_training, verification_accuracy)
+from lcefr.vocab import QAT_LOSSES
 
 __all__ = ["QuantizeError", "OUTPUT_FILES", "quantize_backbone", "write_outputs"]
 
@@ -50,8 +51,8 @@ class QuantizeError(ValueError):
 def _check(*, teacher, bits, data, out_dir, images, epochs, loss, batch_size, calibration_images, val_bins):
     if bits not in SUPPORTED_BITS:
         raise QuantizeError(f"--bits must be one of {', '.join(map(str, SUPPORTED_BITS))}, got {bits}")
-    if loss not in LOSSES:
-        raise QuantizeError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if loss not in QAT_LOSSES:
+        raise QuantizeError(f"--loss must be one of {', '.join(QAT_LOSSES)}, got {loss!r}")
     if epochs < 0:
         raise QuantizeError(f"--epochs must be >= 0, got {epochs}")
     if batch_size < 2:
