@@ -173,3 +173,10 @@ def test_function_level_imports_outside_the_cli():
 ])
 def test_cycle_finder(source, expected):
     assert cycles(source) == expected
+
+
+def test_no_sys_path_edits():
+    root = PACKAGE.parent
+    found = [f"{p.relative_to(root)}:{i}" for folder in ("lcefr", "jetson", "converters") for p in (root / folder).rglob("*.py")
+             for i, line in enumerate(p.read_text().splitlines(), 1) if "sys.path" in line and not line.lstrip().startswith("#")]
+    assert not found, found

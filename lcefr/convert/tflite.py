@@ -7,6 +7,8 @@ import logging
 import os
 import warnings
 
+from lcefr.runtime import TFLITE_IDENTIFIER
+
 __all__ = ["convert_lce", "convert_float", "convert_int8", "add_metadata", "read_metadata"]
 
 
@@ -115,7 +117,7 @@ def _edit_flatbuffer(buffer: bytes, edit) -> bytes:
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(buffer), 0))
     edit(model)
     builder = flatbuffers.Builder(len(buffer) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     return bytes(builder.Output())
 
 

@@ -26,7 +26,7 @@ from lcefr.embed import Embedder
 from lcefr.eval.verification import evaluate
 from lcefr.heads.distill import EKDLoss, embedding_mse
 from lcefr.models import create_model, list_models
-from lcefr.preprocess import normalize, preprocess
+from lcefr.preprocess import MEAN, normalize, preprocess
 from lcefr.quantize.fakequant import calibrate, fold_quantized_weights, quant_layers, quantize_model
 from lcefr.vocab import QAT_LOSSES
 
@@ -134,7 +134,7 @@ def _augment(images, rng: np.random.Generator):
             x = x[:, ::-1]
         dy, dx = rng.integers(-6, 7, size=2)
         x = np.roll(x, (int(dy), int(dx)), axis=(0, 1))
-        x = (x - 127.5) * rng.uniform(0.8, 1.2) + 127.5 + rng.uniform(-20, 20)
+        x = (x - MEAN) * rng.uniform(0.8, 1.2) + MEAN + rng.uniform(-20, 20)
         out[i] = np.clip(x, 0, 255)
     return normalize(out)
 
