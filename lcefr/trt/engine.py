@@ -25,7 +25,7 @@ from lcefr.fileio import write_atomic
 from lcefr.runtime import fps, latency_stats, time_callable
 
 __all__ = ["TensorRTMissing", "CudaBindingsMissing", "EngineBuildError", "DEFAULT_PLUGIN", "default_plugin",
-           "load_plugin", "build_engine", "run_engine"]
+           "load_plugin", "build_engine", "run_engine", "tensorrt_version"]
 
 #: where ``make trt`` puts the plugin, relative to the repository root
 DEFAULT_PLUGIN = Path("build") / "trt" / "libbinaryconv_plugin.so"
@@ -53,7 +53,8 @@ def _import_tensorrt():
     return tensorrt
 
 
-def _version(trt) -> tuple:
+def tensorrt_version(trt) -> tuple:
+    """(major, minor) of an imported ``tensorrt`` module."""
     parts = []
     for piece in str(getattr(trt, "__version__", "0")).split(".")[:2]:
         parts.append(int(piece) if piece.isdigit() else 0)
@@ -161,7 +162,7 @@ def build_engine(onnx_path, engine_path, *, fp16: bool = False, plugin=None, wor
 
     builder = trt.Builder(logger)
     flags = 0
-    if _version(trt) < (10, 0):
+    if tensorrt_version(trt) < (10, 0):
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)

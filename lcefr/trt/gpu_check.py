@@ -301,10 +301,6 @@ def summarize(rows: Sequence[Dict]) -> List[Dict]:
 # ---- timing -----------------------------------------------------------------------------------
 
 
-def _median(ms: Sequence[float]) -> float:
-    return float(statistics.median(ms))
-
-
 def binary_paths(cc: Tuple[int, int], compiled_arch: int) -> List[str]:
     paths = ["popc"]
     if cc >= (7, 5) and compiled_arch >= 75:
@@ -322,19 +318,9 @@ def _torch_ms(torch, layer, batch: int, mode: str, warmup: int, iters: int) -> f
     fmt = torch.channels_last if mode == "fp16" else torch.contiguous_format
     x = torch.randn(batch, layer.cin, layer.size, layer.size, device="cuda", dtype=dtype).to(memory_format=fmt)
     w = torch.randn(layer.cout, layer.cin, layer.kernel, layer.kernel, device="cuda", dtype=dtype).to(memory_format=fmt)
-    conv = torch.nn.functional.conv2d
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    stops = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
     with torch.no_grad():
-        for _ in range(warmup):
-            conv(x, w, stride=layer.stride, padding=layer.pad)
-        torch.cuda.synchronize()
-        for a, b in zip(starts, stops):
-            a.record()
-            conv(x, w, stride=layer.stride, padding=layer.pad)
-            b.record()
-        torch.cuda.synchronize()
-    return _median([a.elapsed_time(b) for a, b in zip(starts, stops)])
+        return gpu_trt.event_ms(torch, lambda: torch.nn.functional.conv2d(x, w, stride=layer.stride, padding=layer.pad),
+                                warmup=warmup, iters=iters)
 
 
 def time_layers(device, torch=None, *, trt=None, layers=IR18_CONVS, batches=BATCHES, warmup: int = 10,
@@ -360,8 +346,8 @@ def time_layers(device, torch=None, *, trt=None, layers=IR18_CONVS, batches=BATC
                "kernel": layer.kernel, "stride": layer.stride, "size": layer.size,
                "macs": batch * layer.cout * layer.cin * layer.kernel ** 2 * p.out_h * p.out_w, "ms": {}}
         for path in paths:
-            row["ms"][path] = _median(device.time_bconv2d(p, x_packed, w_packed, multiplier=mult, bias=bias,
-                                                          path=path, warmup=warmup, iters=iters))
+            row["ms"][path] = float(statistics.median(device.time_bconv2d(p, x_packed, w_packed, multiplier=mult, bias=bias,
+                                                          path=path, warmup=warmup, iters=iters)))
         if torch is not None:
             for mode in TORCH_MODES:
                 row["ms"][f"cudnn-{mode}"] = _torch_ms(torch, layer, batch, mode, warmup, iters)
@@ -502,7 +488,8 @@ def run(args) -> Tuple[Dict, int]:
     arch = 10 * gpu["cc"][0] + gpu["cc"][1]
     native = CudaDevice(build_library(nvcc, gencode_for(arch), build / f"sm_{arch}" / "liblcefr_bconv_check.so"),
                         compiled_arch=arch)
-    log(f"{native.name}: sm_{arch}, nvcc {_nvcc_version(nvcc)}, driver {native.driver_version}")
+    nvcc_version = _nvcc_version(nvcc)
+    log(f"{native.name}: sm_{arch}, nvcc {nvcc_version}, driver {native.driver_version}")
     notes = []
     cases = cuda_ref.REFERENCE_CASES
     rows = check_kernels(native, cases, label="native", progress=_progress("kernels", args.json))
@@ -535,7 +522,7 @@ def run(args) -> Tuple[Dict, int]:
         "gpu": {"name": native.name, "arch": arch, "cc": list(native.cc), "driver": native.driver_version,
                 "runtime": native.runtime_version},
         "host": {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine()},
-        "nvcc": {"path": nvcc, "version": _nvcc_version(nvcc)},
+        "nvcc": {"path": nvcc, "version": nvcc_version},
         "torch": None if torch is None else f"{torch.__version__} (cuDNN {torch.backends.cudnn.version()})",
         "tensorrt": None if trt is None else str(trt.__version__), "rows": len(rows), "rows_passed": passed, "passed": passed == len(rows),
         "summary": summary, "kernels": rows, "timing": timing, "plugin_engine": plugin_engine, "notes": notes,

@@ -11,16 +11,18 @@ onnxruntime's, whose BinaryConv2d is the C reference (onnxruntime and onnxruntim
 """
 from __future__ import annotations
 
+import statistics
 import subprocess
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import numpy as np
 
 from lcefr.convert.ort import onnx_binary_runner
-from lcefr.trt.engine import build_engine, default_plugin
+from lcefr.eval.parity import cosine_rows
+from lcefr.trt.engine import build_engine, default_plugin, tensorrt_version
 
-__all__ = ["PRECISIONS", "PLUGIN_COSINE_MIN", "unsupported", "conv_engine", "engine_ms", "build_plugin",
+__all__ = ["PRECISIONS", "PLUGIN_COSINE_MIN", "unsupported", "conv_engine", "engine_ms", "event_ms", "build_plugin",
            "compare_outputs", "plugin_engine_check"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,14 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 PRECISIONS = ("fp16", "int8")
 
 
-def _version(trt) -> Tuple[int, int]:
-    parts = [int(p) if p.isdigit() else 0 for p in str(getattr(trt, "__version__", "0")).split(".")[:2]]
-    return tuple(parts + [0] * (2 - len(parts)))
-
-
 def unsupported(trt) -> Optional[str]:
     """Why this TensorRT cannot give the rows, or None."""
-    if _version(trt) < (8, 5):
+    if tensorrt_version(trt) < (8, 5):
         return f"TensorRT {trt.__version__} is older than 8.5 (no execute_async_v3): no TensorRT rows"
     return None
 
@@ -50,7 +47,7 @@ def conv_engine(trt, layer, batch: int, precision: str, *, seed: int = 0):
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     logger = trt.Logger(trt.Logger.ERROR)
     builder = trt.Builder(logger)
-    flags = 0 if _version(trt) >= (10, 0) else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    flags = 0 if tensorrt_version(trt) >= (10, 0) else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     x = network.add_input("x", trt.float32, (batch, layer.cin, layer.size, layer.size))
     rng = np.random.default_rng(seed)
@@ -86,20 +83,28 @@ def engine_ms(torch, engine, layer, batch: int, *, warmup: int, iters: int) -> f
     context.set_tensor_address("x", x.data_ptr())
     context.set_tensor_address("y", y.data_ptr())
     stream = torch.cuda.Stream()
+
+    def once():
+        if not context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError(f"TensorRT execution of conv {layer.index} failed")
+    return event_ms(torch, once, warmup=warmup, iters=iters, stream=stream)
+
+
+def event_ms(torch, run, *, warmup: int, iters: int, stream=None) -> float:
+    """Median device ms of ``run()`` between CUDA events on ``stream`` (the current one when None),
+    after ``warmup`` untimed runs."""
+    stream = stream or torch.cuda.current_stream()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
     stops = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
     for _ in range(warmup):
-        context.execute_async_v3(stream.cuda_stream)
+        run()
     stream.synchronize()
     for a, b in zip(starts, stops):
         a.record(stream)
-        if not context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError(f"TensorRT execution of conv {layer.index} failed")
+        run()
         b.record(stream)
     stream.synchronize()
-    times = sorted(a.elapsed_time(b) for a, b in zip(starts, stops))
-    mid = len(times) // 2
-    return float(times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2)
+    return float(statistics.median(a.elapsed_time(b) for a, b in zip(starts, stops)))
 
 
 # ---- the BinaryConv2d plugin in an engine of a whole model -------------------------------------
@@ -127,9 +132,7 @@ def compare_outputs(got: np.ndarray, want: np.ndarray) -> Dict:
     if a.shape != b.shape:
         return {"cosine_min": 0.0, "max_abs_diff": float("inf"), "pass": False,
                 "error": f"output shape {np.shape(got)} != onnxruntime's {np.shape(want)}"}
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    cos = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), 0.0)
-    cosine_min = float(np.nan_to_num(cos, nan=0.0).min())
+    cosine_min = float(np.nan_to_num(cosine_rows(a, b), nan=0.0).min())
     return {"cosine_min": cosine_min, "max_abs_diff": float(np.nan_to_num(np.abs(a - b), nan=np.inf).max()),
             "pass": cosine_min >= PLUGIN_COSINE_MIN}
 

@@ -487,3 +487,31 @@ def test_a_failing_plugin_engine_fails_the_check(monkeypatch, tmp_path):
               "nvcc": {"version": "13.0"}, "torch": None, "tensorrt": "10.3", "rows": 0, "rows_passed": 0,
               "passed": True, "summary": [], "kernels": [], "timing": [], "plugin_engine": result, "notes": []}
     assert "Plugin engine" in gpu_check.markdown(report) and "FAIL" in gpu_check.markdown(report)
+
+
+def test_event_ms_is_the_median_of_the_timed_runs_after_warmup():
+    import types
+
+    from lcefr.trt import gpu_trt
+
+    clock = {"t": 0.0, "runs": 0}
+    costs = iter([100.0, 100.0, 3.0, 1.0, 2.0, 50.0, 4.0])  # two warm-up runs, then five timed
+
+    class Event:
+        def __init__(self, enable_timing):
+            assert enable_timing
+
+        def record(self, stream):
+            self.at = clock["t"]
+
+        def elapsed_time(self, end):
+            return end.at - self.at
+
+    stream = types.SimpleNamespace(synchronize=lambda: None)
+    torch = types.SimpleNamespace(cuda=types.SimpleNamespace(Event=Event, current_stream=lambda: stream))
+
+    def run():
+        clock["t"] += next(costs)
+        clock["runs"] += 1
+    assert gpu_trt.event_ms(torch, run, warmup=2, iters=5) == 3.0
+    assert clock["runs"] == 7
