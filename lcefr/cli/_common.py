@@ -85,24 +85,15 @@ class StageBars:
         self.close()
 
 
-class Progress:
-    """A ``progress(done, total)`` callback for library functions, drawing :func:`progressbar`."""
+class Progress(StageBars):
+    """A ``progress(done, total)`` callback of a one-stage library workflow: a :class:`StageBars` with one label."""
 
     def __init__(self, label: str):
-        self.label, self.bar, self.done = label, None, 0
+        super().__init__()
+        self.label = label
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = progressbar(length=total, label=self.label)
-        self.bar.update(done - self.done)
-        self.done = done
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.render_finish()
+        super().__call__(self.label, done, total)
 
 
 # ---- options shared by the face commands --------------------------------------------------------
