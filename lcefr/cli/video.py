@@ -30,12 +30,11 @@ def run(model, db, source, show, out_video, all_faces, max_frames, no_flip, min_
     live FPS counter are drawn on the frames (--out, --show). At the end a table gives the
     milliseconds per frame of each stage: detect, align, embed, match.
     """
-    from lcefr.face.gallery import Gallery, model_identity
+    from lcefr.face.recognize import check_gallery_model
     from lcefr.face.stream import STAGES
     from lcefr.face.video import identify_stream
 
-    with Gallery.open(db) as g:  # a wrong gallery or model fails before the threshold warning
-        g.check_model(model_identity(model))
+    check_gallery_model(model=model, db=db)  # a wrong gallery or model fails before the threshold warning
     thr, thr_source = cosine_threshold(calibration, threshold)
     with Progress("frames") as progress:
         report = identify_stream(model, db, source, threshold=thr, threshold_from=thr_source, show=show,

@@ -25,12 +25,13 @@ Test hook: ``LCEFR_TEST_PAUSE_IN_TXN=<seconds>`` makes :meth:`Gallery.add` print
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
+import functools
 import hashlib
 import os
 import sqlite3
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -51,13 +52,14 @@ _SCHEMA = (
 
 
 def model_identity(model: str) -> str:
-    """``sha256:<hex>`` of a model file or directory, else ``registry:<model>`` (a registry name)."""
+    """``sha256:<hex>`` of a model file or directory, else ``registry:<model>`` (a registry name).
+
+    A file's hash is kept for the process while its size and modification time stay the same, so the
+    commands' gallery check and the workflow they call read a large model once.
+    """
     if os.path.isfile(model):
-        h = hashlib.sha256()
-        with open(model, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return f"sha256:{h.hexdigest()}"
+        st = os.stat(model)
+        return _file_identity(os.path.realpath(model), st.st_size, st.st_mtime_ns)
     if os.path.isdir(model):
         h = hashlib.sha256()
         for root, dirs, files in os.walk(model):
@@ -69,6 +71,15 @@ def model_identity(model: str) -> str:
                     h.update(hashlib.sha256(f.read()).digest())
         return f"sha256:{h.hexdigest()}"
     return f"registry:{model}"
+
+
+@functools.lru_cache(maxsize=16)
+def _file_identity(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"sha256:{h.hexdigest()}"
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,17 @@ def test_model_identity(tmp_path):
     assert model_identity("test_quicknet") == "registry:test_quicknet"
 
 
+def test_model_identity_follows_a_rewritten_file(tmp_path):
+    f = tmp_path / "m.keras"
+    f.write_bytes(b"abc")
+    first = model_identity(str(f))
+    stat = f.stat()
+    f.write_bytes(b"abd")  # same size; the hash kept for the old content must not be reused
+    os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert model_identity(str(f)) != first
+    assert model_identity(str(f)) == model_identity(str(f))
+
+
 def test_open_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such gallery"):
         Gallery.open(str(tmp_path / "missing.sqlite"))
