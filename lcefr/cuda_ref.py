@@ -336,10 +336,6 @@ def bconv2d(x, w_packed, *, in_channels, kernel_shape=None, strides=(1, 1), pads
     o = w_packed.shape[0]
     p = make_params(x.shape, layout, in_channels=c, out_channels=o, kernel_shape=(kh, kw),
                 strides=(sh, sw), pads=pads, group=group, pad_value=pad_value, out_layout=layout)
-    multiplier = _vector(multiplier, o, "multiplier")
-    bias = _vector(bias, o, "bias")
-    adabin_scale = _vector(adabin_scale, o, "adabin_scale")
-
     x_packed = pack_activations(x, layout)
     out_kind = "acc" if return_acc else "packed" if return_packed else "float"
     result = bconv2d_packed(p, x_packed, w_packed, multiplier=multiplier, bias=bias,
