@@ -11,12 +11,12 @@ Only numpy and the standard library: this runs on GPU machines without TensorFlo
 from __future__ import annotations
 
 import ctypes
-import time
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from lcefr import cuda_ref
+from lcefr.runtime import time_callable
 
 __all__ = ["E_PATH", "CudaDevice", "DeviceError", "ReferenceDevice", "expected_path"]
 
@@ -89,15 +89,11 @@ class ReferenceDevice:
     def time_bconv2d(self, p, x_packed, w_packed, *, multiplier=None, bias=None, path="auto",
                      warmup: int = 1, iters: int = 3) -> List[float]:
         """Host milliseconds of the reference (stands in for device timing in tests)."""
-        times = []
-        for i in range(warmup + iters):
-            start = time.perf_counter()
+        def once():
             status, _, _ = self.bconv2d(p, x_packed, w_packed, multiplier=multiplier, bias=bias, path=path)
             if status:
                 raise DeviceError(f"lcefr_ref_bconv2d: path {path} refused (status {status})")
-            if i >= warmup:
-                times.append(1000.0 * (time.perf_counter() - start))
-        return times
+        return time_callable(once, runs=iters, warmup=warmup)
 
 
 class _Buffers:
