@@ -72,8 +72,7 @@ def apply(*, verbose: bool) -> None:
         if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3":  # import lcefr's default, not a user's choice
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
-    os.environ.pop(ENV, None)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.pop(ENV, None)  # TF_CPP_MIN_LOG_LEVEL is already 3: `import lcefr` set it
     warnings.simplefilter("ignore")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     filter_fd2()
