@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Two workers: conversions are mostly single-threaded, the machines have two cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install install-gui test test-fast demo demo-zoo study-train study-teacher study-hbb study-distill study-personal study-personal-hbb study-quantize models jetson-bench jetson-setup lint clean
+.PHONY: help install install-gui test test-fast demo demo-zoo study-train study-teacher study-hbb study-distill study-personal study-personal-hbb study-quantize models jetson-bench jetson-setup board-emu board-emu-down lint clean
 
 help:
 	@echo "make install      create $(VENV) with the pinned stack and dev extras"
@@ -26,7 +26,9 @@ help:
 	@echo "make models       LCE, float and int8 .tflite files of the demo set in build/models/"
 	@echo "make jetson-bench JETSON=\"user@host ...\" [JETSON_PORT=22] [JETSON_KEY=path] [JETSON_PYTHON=python3]"
 	@echo "                  [MODELS=\"a.tflite ...\"] [CORE=3] [LCE_BENCHMARK=path]: FPS reports per board in reports/"
-	@echo "make jetson-setup JETSON=...   check a board and install lce_benchmark_model on it"
+	@echo "make jetson-setup JETSON=...   check a board and install lce_benchmark_model on it [LCE_BENCHMARK=local binary]"
+	@echo "make board-emu    start an emulated Cortex-A57 board (root; built on first use); JETSON=emulated targets it"
+	@echo "make board-emu-down  stop it"
 	@echo "make gpu-check    on an NVIDIA GPU: build the CUDA kernels, compare with the CPU reference, time vs cuDNN"
 	@echo "make install-gui  swap opencv-python-headless for opencv-python (the [gui] extra)"
 
@@ -44,10 +46,10 @@ install-gui: install
 	$(BIN)/python -m pip install -q -e ".[gui]"
 
 test: install cuda-ref cuda
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: install cuda-ref
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/lcefr demo
@@ -124,7 +126,16 @@ jetson-bench: install
 
 jetson-setup: install
 	@test -n "$(JETSON)" || { echo 'usage: make jetson-setup JETSON="user@host ..." [JETSON_PORT=22] [JETSON_KEY=path]' >&2; exit 2; }
-	$(BIN)/lcefr jetson-setup $(JETSON) --port $(JETSON_PORT) --python "$(JETSON_PYTHON)" $(if $(JETSON_KEY),--key "$(JETSON_KEY)") $(SETUP_ARGS)
+	$(BIN)/lcefr jetson-setup $(JETSON) --port $(JETSON_PORT) --python "$(JETSON_PYTHON)" $(if $(JETSON_KEY),--key "$(JETSON_KEY)") \
+		$(if $(LCE_BENCHMARK),--lce-benchmark "$(LCE_BENCHMARK)") $(SETUP_ARGS)
+
+# The emulated Cortex-A57 board (qemu user-mode, Debian bookworm arm64, sshd on 127.0.0.1): root, built
+# once into build/board/ (debootstrap from the host's own apt mirror), then JETSON=emulated targets it.
+board-emu: install
+	$(BIN)/lcefr board emulate up
+
+board-emu-down: install
+	$(BIN)/lcefr board emulate down
 
 lint: install
 	$(BIN)/python -m pyflakes lcefr tests converters

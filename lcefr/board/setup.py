@@ -8,6 +8,8 @@ converter. :func:`plan_setup` is pure (tested on recorded probe outputs without 
 """
 from __future__ import annotations
 
+import os
+import shlex
 import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -15,10 +17,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from lcefr.board.facts import PROBE_COMMAND, BoardFacts, board_facts, split_probe
 from lcefr.board.ssh import SSHTarget
 
-__all__ = ["NotArmBoard", "SetupPlan", "plan_setup", "run_setup", "RELEASE_GLIBC"]
+__all__ = ["NotArmBoard", "SetupPlan", "plan_setup", "run_setup", "RELEASE_GLIBC", "RELEASE_URL", "release_url"]
 
 #: glibc the v0.16.0 release binaries were linked against (ubuntu-latest runners, 2024)
 RELEASE_GLIBC = (2, 34)
+#: where LCE's release binaries are downloaded from (``LCEFR_LCE_RELEASE_URL`` or ``--release-url`` overrides)
+RELEASE_URL = "https://github.com/larq/compute-engine/releases/download"
+
+
+def release_url(override: Optional[str] = None) -> str:
+    return (override or os.environ.get("LCEFR_LCE_RELEASE_URL") or RELEASE_URL).rstrip("/")
 
 
 class NotArmBoard(Exception):
@@ -37,10 +45,13 @@ class SetupPlan:
         return asdict(self)
 
 
-def plan_setup(facts: BoardFacts, *, lce_version: str = "0.16.0", workdir: str = "~/lcefr", clocks: bool = True) -> SetupPlan:
+def plan_setup(facts: BoardFacts, *, lce_version: str = "0.16.0", workdir: str = "~/lcefr", clocks: bool = True,
+               url: Optional[str] = None, given: Optional[str] = None) -> SetupPlan:
     """The shell steps that give this board a matching ``lce_benchmark_model`` (and max clocks).
 
-    Raises NotArmBoard for anything but an ARM CPU.
+    ``url``: the release download base (default :func:`release_url`); ``given``: a binary from this
+    machine that :func:`run_setup` copies to ``workdir/lce_benchmark_model`` instead of a download
+    or a build. Raises NotArmBoard for anything but an ARM CPU.
     """
     if facts.lce_arch is None:
         raise NotArmBoard(f"not an ARM board: uname -m says {facts.arch!r} (lce_benchmark_model is built for aarch64/armv7)")
@@ -49,11 +60,16 @@ def plan_setup(facts: BoardFacts, *, lce_version: str = "0.16.0", workdir: str =
         warnings.append(f"Python >= 3.6 is needed for the runner, found {facts.python and '.'.join(map(str, facts.python))}")
     tag = f"v{lce_version}"
     binary = f"{workdir}/lce_benchmark_model"
-    if facts.glibc and facts.glibc >= RELEASE_GLIBC:
+    check = f"{binary} --help >/dev/null 2>&1 || {binary} --graph=/dev/null 2>&1 | head -n 1"
+    if given:
+        steps = [f"mkdir -p {workdir}", f"# copy {given} -> {binary}", f"chmod +x {binary}", check]
+        source, reason = "given", f"{os.path.basename(given)} from this machine (LCE_BENCHMARK / --lce-benchmark) is copied"
+    elif facts.glibc and facts.glibc >= RELEASE_GLIBC:
         asset = f"lce_benchmark_model_{facts.lce_arch}"
-        url = f"https://github.com/larq/compute-engine/releases/download/{tag}/{asset}"
-        steps = [f"mkdir -p {workdir}", f"wget -q -O {binary} {url} || curl -fsSL -o {binary} {url}", f"chmod +x {binary}",
-                 f"{binary} --help >/dev/null 2>&1 || {binary} --graph=/dev/null 2>&1 | head -n 1"]
+        url = f"{release_url(url)}/{tag}/{asset}"
+        get = (f"if command -v wget >/dev/null 2>&1; then wget -nv -O {binary} {url}; else curl -fsSL -o {binary} {url}; fi "
+               f"|| {{ rm -f {binary}; echo 'cannot download {url}' >&2; exit 1; }}")
+        steps = [f"mkdir -p {workdir}", get, f"chmod +x {binary}", check]
         source, reason = "release", (f"glibc {'.'.join(map(str, facts.glibc))} >= {'.'.join(map(str, RELEASE_GLIBC))}: "
                                      f"the {tag} release binary {asset} runs here")
     else:
@@ -97,8 +113,24 @@ def _run(target: Optional[SSHTarget], command: str, timeout: float = 3600) -> su
     return target.run(command, timeout=timeout)
 
 
+def _copy_given(target: Optional[SSHTarget], given: str, workdir: str) -> subprocess.CompletedProcess:
+    """``given`` -> ``workdir/lce_benchmark_model`` on the board (or here)."""
+    if target is None:
+        return _run(None, f"cp {shlex.quote(given)} {workdir}/lce_benchmark_model")
+    proc = target.run(f"cd {workdir} && pwd", timeout=60)
+    if proc.returncode != 0:
+        return proc
+    remote = proc.stdout.strip().splitlines()[-1]
+    put = target.put([os.path.abspath(given)], remote, timeout=600)
+    if put.returncode != 0 or os.path.basename(given) == "lce_benchmark_model":
+        return put
+    return target.run(f"mv -f {shlex.quote(remote + '/' + os.path.basename(given))} {shlex.quote(remote)}/lce_benchmark_model",
+                      timeout=60)
+
+
 def run_setup(targets: Sequence[Optional[SSHTarget]], *, python: str = "python3", dry_run: bool = False,
-              clocks: bool = True, workdir: str = "~/lcefr", lce_version: Optional[str] = None) -> Tuple[List[Dict], int]:
+              clocks: bool = True, workdir: str = "~/lcefr", lce_version: Optional[str] = None, url: Optional[str] = None,
+              given: Optional[str] = None) -> Tuple[List[Dict], int]:
     """Probe each target (None: this machine), plan its setup and, unless ``dry_run``, run the steps
     in order, stopping at the first that fails.
 
@@ -111,7 +143,7 @@ def run_setup(targets: Sequence[Optional[SSHTarget]], *, python: str = "python3"
     exit_code = 0
     for target in targets:
         name = "localhost" if target is None else target.host
-        probe = _run(target, PROBE_COMMAND.format(python=python), timeout=60)
+        probe = _run(target, PROBE_COMMAND.format(python=target.python if target is not None else python), timeout=60)
         if probe.returncode != 0 and "@@end" not in probe.stdout:
             plans.append({"host": name, "status": "failed", "error": (probe.stderr.strip().splitlines() or ["?"])[-1]})
             exit_code = max(exit_code, 1)
@@ -121,7 +153,7 @@ def run_setup(targets: Sequence[Optional[SSHTarget]], *, python: str = "python3"
                             python_version=s.get("python", ""), tools=s.get("tools", ""), gcc=s.get("gcc", ""),
                             clocks=s.get("clocks", ""))
         try:
-            plan = plan_setup(facts, lce_version=version, workdir=workdir, clocks=clocks)
+            plan = plan_setup(facts, lce_version=version, workdir=workdir, clocks=clocks, url=url, given=given)
         except NotArmBoard as err:
             plans.append({"host": name, "status": "not_arm", "error": str(err), "facts": facts.to_dict()})
             exit_code = 2
@@ -129,10 +161,12 @@ def run_setup(targets: Sequence[Optional[SSHTarget]], *, python: str = "python3"
         entry = dict(plan.to_dict(), host=name, status="planned" if dry_run else "ok", log=[])
         if not dry_run:
             for step in plan.steps:
-                done = _run(target, step)
-                entry["log"].append({"step": step, "exit": done.returncode, "tail": (done.stdout + done.stderr).strip()[-400:]})
+                done = _copy_given(target, given, workdir) if step.startswith("# copy ") else _run(target, step)
+                tail = (done.stdout + done.stderr).strip()
+                entry["log"].append({"step": step, "exit": done.returncode, "tail": tail[-400:]})
                 if done.returncode != 0:
-                    entry["status"], entry["error"] = "failed", f"step failed (exit {done.returncode}): {step}"
+                    last = tail.splitlines()[-1] if tail else step
+                    entry["status"], entry["error"] = "failed", f"step failed (exit {done.returncode}): {last}"
                     exit_code = max(exit_code, 1)
                     break
         plans.append(entry)

@@ -29,7 +29,8 @@ def _table(rows, host=None):
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Interpreter threads.")
-@click.option("--runs", default=20, show_default=True, type=click.IntRange(1, 100000), help="Timed runs per model.")
+@click.option("--runs", default=None, type=click.IntRange(1, 100000),
+              help="Timed runs per model [default: 20]; with --emulate, the K extra inferences counted [default: 2].")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0, 10000), help="Untimed runs first.")
 @click.option("--kernel", type=KERNELS, default="auto", show_default=True,
               help="LCE binary kernel: auto tries both and reports the faster (a failing one is recorded).")
@@ -47,12 +48,17 @@ def _table(rows, host=None):
 @click.option("--reports", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Where --remote writes jetson-bench-<host>-<UTC time>.{json,csv,md,png}.")
 @click.option("--known-hosts", type=click.Path(dir_okay=False), help="known_hosts file for --remote (default: ssh's own).")
+@click.option("--emulate", "emulate_cpu", type=click.Choice(["cortex-a57", "cortex-a53", "cortex-a72", "max"]),
+              help="Count instructions per inference on this emulated CPU instead of timing (qemu + counting plugin "
+                   "on the emulated board's rootfs; root, builds it on first use).")
+@click.option("--float-ops", type=click.Choice(["xnnpack", "builtin"]), default="xnnpack", show_default=True,
+              help="With --emulate: float/int8 ops on XNNPACK or on TFLite's builtin kernels.")
 @click.option("--trt-onnx", "trt_onnx", multiple=True, metavar="FILE",
               help="With --remote: also build the TensorRT plugin on the board and time this onnx-binary graph "
                    "(convert --to onnx-binary --domain trt) on its GPU, FP32 and FP16, in the same report (repeatable).")
 @json_option
 def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_python, core, lce_benchmark, runtime,
-          timeout, tegrastats, reports, known_hosts, trt_onnx, as_json):
+          timeout, tegrastats, reports, known_hosts, emulate_cpu, float_ops, trt_onnx, as_json):
     """Time FILES (.tflite) and print latency and FPS per model.
 
     \b
@@ -64,6 +70,10 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
     host in --reports. A failed model or host is a "failed" row; the exit code is then 1.
     --trt-onnx FILE (with --remote): the TensorRT plugin is built on the board and FILE is timed on
     its GPU with trtexec (rows "tensorrt", plugin-fp32/plugin-fp16) after the .tflite rows.
+    --remote emulated: the emulated Cortex-A57 board of `lcefr board emulate up` (make board-emu).
+    --emulate cortex-a57: instructions per inference under qemu, (count of 1+K runs - count of 1) / K;
+    float/int8 files on the board's tflite-runtime, LCE files with --lce-benchmark (an aarch64
+    lce_benchmark_model on this machine), else a "skipped" row.
     """
     from lcefr.runtime import check_tflite
 
@@ -81,7 +91,12 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
             raise CliError("--trt-onnx needs --remote (TensorRT runs on the board)")
         if not os.path.isfile(path):
             raise CliError(f"ONNX file not found: {path}")
-    if remotes:
+    if emulate_cpu:
+        if remotes:
+            raise CliError("--emulate counts on this machine: drop --remote")
+        failed = _emulate(files, emulate_cpu, runs or 2, float_ops, kernel, lce_benchmark, as_json)
+    elif remotes:
+        runs = runs or 20
         if key and not os.path.isfile(key):
             raise CliError(f"SSH key not found: {key}")
         failed = _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runtime, timeout, tegrastats,
@@ -89,6 +104,7 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
     else:
         from lcefr.bench.local import bench_files
 
+        runs = runs or 20
         if as_json:
             rows = bench_files(files, threads=threads, runs=runs, warmup=warmup, kernel=kernel)
             echo_json(rows)
@@ -102,13 +118,54 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
         sys.exit(1)
 
 
+def _emulate(files, cpu, runs, float_ops, kernel, lce_benchmark, as_json):
+    from lcefr.board import count, emulate
+
+    if lce_benchmark and not os.path.isfile(lce_benchmark):
+        raise CliError(f"--lce-benchmark {lce_benchmark}: no such file (with --emulate it is a path on this machine)")
+    say = (lambda _m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
+    try:
+        rows = count.count_files(files, cpu=cpu, runs=runs, float_ops=float_ops, kernel=kernel, lce_benchmark=lce_benchmark,
+                                 progress=say)
+    except emulate.CannotEmulate as err:
+        raise CliError(str(err)) from None
+    except emulate.BoardError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    if as_json:
+        echo_json(rows)
+    else:
+        body = [[r["model"], r["runtime"], r["kernel"], r["float_ops"], r["cpu"],
+                 "-" if r["instructions"] is None else f"{r['instructions'] / 1e6:.2f} M",
+                 r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"] for r in rows]
+        click.echo(format_table(["model", "runtime", "kernel", "float ops", "cpu", "instructions/inference", "status"], body))
+    return any(r["status"] == "failed" for r in rows)
+
+
+def _targets(remotes, port, key, remote_python, known_hosts):
+    """SSH targets; ``emulated`` is the running emulated board (its own port, key, known_hosts, Python)."""
+    from lcefr.board.ssh import SSHTarget
+
+    targets = []
+    for spec in remotes:
+        for host in spec.split():
+            if host == "emulated":
+                from lcefr.board import emulate
+
+                try:
+                    targets.append(emulate.target())
+                except emulate.BoardNotRunning as err:
+                    raise CliError(str(err)) from None
+            else:
+                targets.append(SSHTarget(host, port=port, key=key, python=remote_python, known_hosts=known_hosts))
+    return targets
+
+
 def _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runtime, timeout, tegrastats, reports,
             known_hosts, threads, runs, warmup, kernel, as_json, trt_onnx=()):
     from lcefr.board.lce import BenchOptions, bench_hosts
-    from lcefr.board.ssh import SSHTarget
 
-    targets = [SSHTarget(h, port=port, key=key, python=remote_python, known_hosts=known_hosts)
-               for spec in remotes for h in spec.split()]
+    targets = _targets(remotes, port, key, remote_python, known_hosts)
     options = BenchOptions(threads=threads, runs=runs, warmup=warmup, kernel=kernel, core=None if core < 0 else core,
                            lce_benchmark=lce_benchmark, runtime=runtime, timeout=timeout, tegrastats=tegrastats)
     if trt_onnx:
@@ -140,8 +197,13 @@ def _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runti
 @click.option("--dry-run", is_flag=True, help="Detect and print the plan; change nothing on the board.")
 @click.option("--no-clocks", is_flag=True, help="Leave nvpmodel / jetson_clocks alone.")
 @click.option("--workdir", default="~/lcefr", show_default=True, help="Where lce_benchmark_model goes on the board.")
+@click.option("--lce-benchmark", "given", type=click.Path(exists=True, dir_okay=False),
+              help="Copy this lce_benchmark_model (an ARM build on this machine) to the board instead of downloading or building one.")
+@click.option("--release-url", default=None, metavar="URL",
+              help="Base URL of LCE's release binaries [default: LCEFR_LCE_RELEASE_URL, else LCE's GitHub releases].")
 @json_option
-def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, no_clocks, workdir, as_json):
+def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, no_clocks, workdir, given, release_url,
+                 as_json):
     """Check boards (architecture, glibc, Python) and give them an lce_benchmark_model.
 
     \b
@@ -149,15 +211,15 @@ def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, n
     Older glibc (a Jetson Nano on JetPack 4 has 2.27): LCE is built natively with CMake.
     Jetsons are set to nvpmodel -m 0 and jetson_clocks when sudo allows it; the clocks are printed.
     A host that is not an ARM board exits 2 with "not an ARM board".
+    HOST "emulated" is the emulated Cortex-A57 board (make board-emu).
     """
     from lcefr.board.setup import run_setup
-    from lcefr.board.ssh import SSHTarget
 
     if not hosts and not local:
         raise CliError("give USER@HOST boards, or --local")
-    targets = [None] if local else [SSHTarget(h, port=port, key=key, python=remote_python, known_hosts=known_hosts)
-                                    for spec in hosts for h in spec.split()]
-    plans, exit_code = run_setup(targets, python=remote_python, dry_run=dry_run, clocks=not no_clocks, workdir=workdir)
+    targets = [None] if local else _targets(hosts, port, key, remote_python, known_hosts)
+    plans, exit_code = run_setup(targets, python=remote_python, dry_run=dry_run, clocks=not no_clocks, workdir=workdir,
+                                 url=release_url, given=given)
     if as_json:
         echo_json(plans)
     else:
