@@ -239,11 +239,9 @@ def count_files(files: Sequence[str], *, cpu: str = "cortex-a57", runs: int = 2,
                 paths: Optional[emulate.BoardPaths] = None) -> List[Dict]:
     """Rows for ``files``; builds the rootfs and the plugin first when missing (CannotEmulate/BoardError)."""
     paths = paths or emulate.board_paths()
-    emulate.check_can_emulate()
-    emulate.ensure_tools(progress)
-    emulate.ensure_binfmt()
-    emulate.ensure_rootfs(paths, progress)
-    plugin = plugin_library(paths, progress)
+    emulate.prepare(paths, progress)
+    with emulate.locked(paths):
+        plugin = plugin_library(paths, progress)
     rows = []
     for path in files:
         progress(f"counting {os.path.basename(path)} on {cpu}")

@@ -35,7 +35,7 @@ from lcefr.board.ssh import SSHTarget
 from lcefr.fileio import write_atomic
 
 __all__ = ["CannotEmulate", "BoardError", "BoardNotRunning", "BoardPaths", "board_paths", "host_mirror", "up", "down",
-           "status", "target", "ensure_rootfs", "ensure_tools", "check_can_emulate", "CPU", "BOARD_PYTHON", "NOT_RUNNING"]
+           "status", "target", "prepare", "locked", "ensure_rootfs", "ensure_tools", "check_can_emulate", "CPU", "BOARD_PYTHON", "NOT_RUNNING"]
 
 SUITE = "bookworm"
 CPU = "cortex-a57"
@@ -130,7 +130,7 @@ def board_paths(directory: Optional[str] = None) -> BoardPaths:
 
 
 @contextlib.contextmanager
-def _locked(paths: BoardPaths):
+def locked(paths: BoardPaths):
     """One ``up``/``down`` at a time (test workers, make targets run side by side)."""
     os.makedirs(paths.dir, exist_ok=True)
     with open(os.path.join(paths.dir, ".lock"), "w") as handle:
@@ -401,12 +401,14 @@ def ensure_rootfs(paths: BoardPaths, say: Callable[[str], None] = lambda _m: Non
     return paths.rootfs
 
 
-def prepare(paths: BoardPaths) -> None:
-    """The rootfs work for the host side's tools only (instruction counts): tools, binfmt, rootfs."""
+def prepare(paths: Optional[BoardPaths] = None, say: Callable[[str], None] = lambda _m: None) -> str:
+    """What the host-side tools need without the sshd (instruction counts): tools, binfmt, the rootfs."""
+    paths = paths or board_paths()
     check_can_emulate()
-    ensure_tools()
-    ensure_binfmt()
-    ensure_rootfs(paths)
+    with locked(paths):
+        ensure_tools(say)
+        ensure_binfmt()
+        return ensure_rootfs(paths, say)
 
 
 # ---------------------------------------------------------------- keys, sshd, mounts
@@ -573,7 +575,7 @@ def up(paths: Optional[BoardPaths] = None, say: Callable[[str], None] = lambda _
     """Start the board (building it on first use); a running board is left as it is."""
     paths = paths or board_paths()
     check_can_emulate()
-    with _locked(paths):
+    with locked(paths):
         current = status(paths)
         if current["running"]:
             return current
@@ -618,7 +620,7 @@ def up(paths: Optional[BoardPaths] = None, say: Callable[[str], None] = lambda _
 def down(paths: Optional[BoardPaths] = None) -> Dict:
     """Stop exactly what ``up`` started (its sshd by pid, with its sessions) and unmount what it mounted."""
     paths = paths or board_paths()
-    with _locked(paths):
+    with locked(paths):
         state = _read_state(paths)
         was = status(paths)
         if state:

@@ -233,8 +233,15 @@ def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, n
             click.echo(f"  lce_benchmark_model: {p['benchmark_source']} - {p['reason']}")
             for w in p["warnings"]:
                 click.echo(f"  warning: {w}")
-            for step in p["steps"]:
-                click.echo(f"  {'would run' if dry_run else 'ran'}: {step}")
+            done = {i: e for i, e in enumerate(p.get("log", []))}
+            for i, step in enumerate(p["steps"]):
+                if dry_run:
+                    verb = "would run"
+                elif i not in done:
+                    verb = "not run"
+                else:
+                    verb = "ran" if done[i]["exit"] == 0 else f"failed (exit {done[i]['exit']})"
+                click.echo(f"  {verb}: {step}")
             if p.get("error"):
                 click.echo(f"  {p['error']}", err=True)
     if exit_code:
