@@ -1,5 +1,8 @@
 """A real sshd on a loopback high port with throw-away keys, for the remote benchmark tests.
 
+``sshd`` serves SFTP like a stock OpenSSH; ``sshd_nosftp`` has no ``Subsystem sftp`` line, like
+minimal and dropbear boards, so a modern ``scp`` (SFTP protocol) fails there.
+
 Under CI=true a missing sshd fails the tests (.ci/run installs openssh-server); elsewhere they skip.
 """
 import getpass
@@ -51,13 +54,13 @@ class Sshd:
                 pass
 
 
-def _start_sshd(tmp_path):
+def _start_sshd(tmp_path, sftp=True):
     sshd = _sshd_binary()
     if not sshd:
         _missing("sshd not installed")
     if not shutil.which("ssh") or not shutil.which("scp"):
         _missing("ssh/scp client not installed")
-    d = tmp_path / "sshd"
+    d = tmp_path / ("sshd" if sftp else "sshd-nosftp")
     d.mkdir()
     for name in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
@@ -68,7 +71,8 @@ def _start_sshd(tmp_path):
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n"
         f"AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n"
-        "Subsystem sftp internal-sftp\nPrintMotd no\nMaxSessions 20\nMaxStartups 50\n"
+        + ("Subsystem sftp internal-sftp\n" if sftp else "")
+        + "PrintMotd no\nMaxSessions 20\nMaxStartups 50\n"
         f"SetEnv PATH={os.environ.get('PATH', '/usr/bin:/bin')}\n"
     )
     if os.geteuid() == 0:
@@ -94,6 +98,15 @@ def _start_sshd(tmp_path):
 @pytest.fixture
 def sshd(tmp_path):
     server = _start_sshd(tmp_path)
+    yield server
+    server.kill()
+    server.process.wait(timeout=10)
+
+
+@pytest.fixture
+def sshd_nosftp(tmp_path):
+    """An sshd without the SFTP subsystem (scp needs -O or a cat stream there)."""
+    server = _start_sshd(tmp_path, sftp=False)
     yield server
     server.kill()
     server.process.wait(timeout=10)
