@@ -14,8 +14,9 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-__all__ = ["TFLITE_IDENTIFIER", "LCE_OP_MARKERS", "KERNELS", "KERNEL_CHOICES", "kernels_for", "check_tflite", "is_lce_model", "model_name", "lce_interpreter",
-           "tflite_interpreter", "random_input", "time_callable", "peak_rss_mb", "latency_stats", "fps", "fastest"]
+__all__ = ["TFLITE_IDENTIFIER", "LCE_OP_MARKERS", "KERNELS", "KERNEL_CHOICES", "ARM_PARTS", "kernels_for", "check_tflite",
+           "is_lce_model", "model_name", "lce_interpreter", "tflite_interpreter", "random_input", "probe_input",
+           "output_vector", "probe_output", "time_callable", "peak_rss_mb", "latency_stats", "fps", "fastest"]
 
 #: file identifier of a TFLite flatbuffer, at bytes 4..8
 TFLITE_IDENTIFIER = b"TFL3"
@@ -25,6 +26,11 @@ LCE_OP_MARKERS = (b"LceBconv2d", b"LceQuantize", b"LceDequantize", b"LceBMaxPool
 #: use_indirect_bgemm); "auto" tries both and keeps the faster.
 KERNELS = ("default", "indirect")
 KERNEL_CHOICES = ("auto",) + KERNELS
+#: ARM Ltd. (implementer 0x41) CPU part numbers of common boards (``CPU part`` in /proc/cpuinfo)
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd4b": "Cortex-A78C", "0xc07": "Cortex-A7",
+             "0xc09": "Cortex-A9", "0xc0f": "Cortex-A15"}
 
 
 def check_tflite(buffer: bytes, *, name: Optional[str] = None) -> None:
@@ -85,6 +91,102 @@ def random_input(shape: Sequence, dtype, *, seed: int = 0):
     if np.issubdtype(np.dtype(dtype), np.integer):
         return rng.randint(-128, 127, size=shape).astype(dtype)
     return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+
+
+def _first(value, default):
+    """A per-tensor quantization number: the first of a per-channel list, ``default`` when absent."""
+    if value is None:
+        return default
+    try:
+        return _first(value[0], default) if len(value) else default
+    except TypeError:  # a number (or a 0-d array)
+        return value
+
+
+def _quantization(quantization):
+    """``(scale, zero_point)`` from a ``(scale, zero_point)`` pair, a TFLite tensor detail (its
+    ``quantization``) or None; scale 0.0 means not quantized."""
+    if isinstance(quantization, dict):
+        quantization = quantization.get("quantization")
+    if not quantization:
+        return 0.0, 0
+    scale, zero_point = quantization
+    return float(_first(scale, 0.0) or 0.0), int(_first(zero_point, 0) or 0)
+
+
+def probe_input(shape: Sequence, dtype, quantization=None):
+    """The parity probe: one input of ``shape`` (unknown dimensions as 1) that is the same array on
+    every machine and numpy version, so a board's output can be compared with the host's.
+
+    Element ``i`` (flat index) is ``h / 2**30 - 1`` with ``h = ((i*i mod M) * 1103515245 + 12345 * i
+    + 6789) mod M``, ``M = 2**31``: a float in [-1, 1) computed exactly (integers below 2**63, then a
+    power-of-two division), scattered like noise over the input. Float inputs take it as is;
+    integer inputs quantize it with ``quantization`` (``(scale, zero_point)`` or the input's TFLite
+    detail: ``round(x / scale) + zero_point``, halves up), or without a scale map it to -128..127
+    (0..255 unsigned); every integer input is clipped to its type's range.
+    """
+    import numpy as np  # absent on boards that time with lce_benchmark_model only
+
+    shape = [1 if (d is None or d < 1) else int(d) for d in shape]
+    count = 1
+    for d in shape:
+        count *= d
+    index = np.arange(count, dtype=np.int64)
+    modulus = 2 ** 31
+    h = ((index * index % modulus) * 1103515245 + index * 12345 + 6789) % modulus
+    x = h.astype(np.float64) / float(2 ** 30) - 1.0
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return (x > 0).reshape(shape)
+    if not np.issubdtype(dtype, np.integer):
+        return x.astype(dtype).reshape(shape)
+    scale, zero_point = _quantization(quantization)
+    if scale > 0:
+        q = np.floor(x / scale + 0.5) + zero_point
+    elif np.issubdtype(dtype, np.unsignedinteger):
+        q = np.floor((x + 1.0) * 128.0)
+    else:
+        q = np.floor(x * 128.0)
+    info = np.iinfo(dtype)
+    return np.clip(q, max(info.min, -2 ** 31), min(info.max, 2 ** 31 - 1)).astype(dtype).reshape(shape)
+
+
+def output_vector(values, quantization=None, *, digits: int = 7) -> List[float]:
+    """An output tensor as a flat list of floats rounded to ``digits`` significant digits; an integer
+    (int8 / uint8) output with a ``quantization`` scale is dequantized: ``(q - zero_point) * scale``."""
+    import numpy as np  # absent on boards that time with lce_benchmark_model only
+
+    array = np.asarray(values)
+    scale, zero_point = _quantization(quantization)
+    if np.issubdtype(array.dtype, np.integer) and scale > 0:
+        array = (array.astype(np.float64) - zero_point) * scale
+    return [float("%.*g" % (digits, v)) for v in array.astype(np.float64).ravel().tolist()]
+
+
+def probe_output(interpreter) -> Optional[List[float]]:
+    """Run :func:`probe_input` once through a TFLite interpreter (allocated) or LCE's Python
+    interpreter; its first output tensor as :func:`output_vector`, None when it has no output."""
+    if hasattr(interpreter, "get_input_details"):
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], probe_input(detail["shape"], detail["dtype"], detail))
+        interpreter.invoke()
+        outputs = interpreter.get_output_details()
+        if not outputs:
+            return None
+        return output_vector(interpreter.get_tensor(outputs[0]["index"]), outputs[0])
+    scales = getattr(interpreter, "input_scales", None) or [None]
+    zero_points = getattr(interpreter, "input_zero_points", None) or [None]
+    x = probe_input(interpreter.input_shapes[0], interpreter.input_types[0], (scales[0], zero_points[0]))
+    result = interpreter.predict(x)
+    if isinstance(result, (list, tuple)):
+        if not result:
+            return None
+        result = result[0]
+    if result is None:
+        return None
+    out_scales = getattr(interpreter, "output_scales", None) or [None]
+    out_zero_points = getattr(interpreter, "output_zero_points", None) or [None]
+    return output_vector(result, (out_scales[0], out_zero_points[0]))
 
 
 def time_callable(fn: Callable[[], object], *, runs: int, warmup: int) -> List[float]:

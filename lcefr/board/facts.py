@@ -13,14 +13,11 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from lcefr.runtime import ARM_PARTS  # the CPU part table, here for the probes and in the board runner
+
 __all__ = ["BoardFacts", "PROBE_COMMAND", "split_probe", "parse_glibc", "parse_cpuinfo", "board_facts",
            "PROBE_SCRIPT", "probe_script", "parse_probe", "ARM_PARTS", "ARM_ARCHES", "TEGRA_SM", "TRTEXEC_CANDIDATES"]
 
-#: ARM Ltd. (implementer 0x41) CPU part numbers of common boards
-ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-             "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd4b": "Cortex-A78C", "0xc07": "Cortex-A7",
-             "0xc09": "Cortex-A9", "0xc0f": "Cortex-A15"}
 ARM_ARCHES = {"aarch64": "aarch64", "arm64": "aarch64", "armv7l": "aarch32", "armv8l": "aarch32", "armv6l": "aarch32"}
 #: Jetson SoC (device-tree ``compatible``) -> SM version of its GPU
 TEGRA_SM = {"tegra210": 53, "tegra186": 62, "tegra194": 72, "tegra234": 87}

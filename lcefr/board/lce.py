@@ -5,12 +5,19 @@ Per host: read the machine facts, copy the runner (:mod:`lcefr.board.runner`, wi
 (``taskset -c CORE``, one thread). A model whose session fails (unreachable host, refused key,
 missing binary, a crash, a timeout, the connection dropped) becomes a ``"failed"`` row with the
 error; finished rows are kept and the reports are always written. Hosts run in parallel.
+
+Parity: the Python runner also runs :func:`lcefr.runtime.probe_input` once and returns the first
+output; the host runs the same file on the same input (TensorFlow / the LCE wheel) and reports the
+cosine similarity as the row's ``parity``. A float file below :data:`FLOAT_PARITY_MIN` is a failed
+row; int8 and LCE files report parity only (their kernels may round differently on ARM).
 """
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -18,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from lcefr import runtime
 from lcefr.board import runner
@@ -27,14 +34,16 @@ from lcefr.fileio import write_atomic
 from lcefr.runtime import model_name
 
 __all__ = ["BenchOptions", "HostReport", "bench_hosts", "bench_host", "write_reports", "SEED_JETSON_FPS", "seed_fps",
-           "RUNNER_PATH", "RUNTIME_PATH"]
+           "RUNNER_PATH", "RUNTIME_PATH", "FLOAT_PARITY_MIN", "host_output", "cosine", "add_parity"]
 
 #: the runner and the one module of lcefr it imports; the board gets ``runner.py`` and ``lcefr/runtime.py``
 RUNNER_PATH = os.path.abspath(runner.__file__)
 RUNTIME_PATH = os.path.abspath(runtime.__file__)
 ROW_PREFIX = runner.ROW_PREFIX
 COLUMNS = ("host", "model", "runtime", "kernel", "threads", "mean_ms", "median_ms", "p90_ms", "min_ms",
-           "fps", "size_bytes", "peak_rss_mb", "status", "error")
+           "fps", "size_bytes", "peak_rss_mb", "parity", "status", "error")
+#: a float file's on-board output must have at least this cosine similarity with the host's
+FLOAT_PARITY_MIN = 0.999
 
 #: Seed 001 (Table 2): FPS on one Cortex-A57 core of a Jetson Nano, LCE, trained models.
 SEED_JETSON_FPS = {
@@ -100,7 +109,79 @@ class HostReport:
 def _failed_row(model: str, size: int, error: str, options: BenchOptions) -> Dict:
     return {"model": model, "runtime": "none", "kernel": options.kernel, "threads": options.threads,
             "latency_ms": {"mean": None, "median": None, "p90": None, "min": None}, "fps": 0.0,
-            "size_bytes": size, "peak_rss_mb": 0.0, "status": "failed", "error": error}
+            "size_bytes": size, "peak_rss_mb": 0.0, "status": "failed", "error": error, "float_ops": None,
+            "parity": None}
+
+
+@functools.lru_cache(maxsize=32)
+def _host_output_cached(path: str, mtime_ns: int, size: int, kernel: str) -> Tuple[Tuple[float, ...], str]:
+    with open(path, "rb") as f:
+        buffer = f.read()
+    if runtime.is_lce_model(buffer):
+        interpreter = runtime.lce_interpreter(buffer, threads=1, kernel=kernel if kernel in runtime.KERNELS else "indirect")
+        kind = "lce"
+    else:
+        import numpy as np  # with TensorFlow: only where the host checks a board's output
+
+        interpreter = runtime.tflite_interpreter(buffer, threads=1)
+        quantized = any(np.dtype(t["dtype"]).name in ("int8", "uint8") for t in interpreter.get_tensor_details())
+        kind = "int8" if quantized else "float"
+    output = runtime.probe_output(interpreter)
+    if output is None:
+        raise RuntimeError("the host's interpreter returned no output")
+    return tuple(output), kind
+
+
+def host_output(path: str, kernel: str = "indirect") -> Tuple[List[float], str]:
+    """``path`` run here on :func:`lcefr.runtime.probe_input`: its first output (as the runner returns
+    it) and the file's kind, "lce", "int8" (any int8 / uint8 tensor) or "float"."""
+    stat = os.stat(path)
+    output, kind = _host_output_cached(os.path.abspath(path), stat.st_mtime_ns, stat.st_size, kernel)
+    return list(output), kind
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two output vectors (1.0 for two zero vectors, 0.0 for one); NaN when an
+    output is not finite. ValueError when the sizes differ."""
+    if len(a) != len(b):
+        raise ValueError(f"output sizes differ: board {len(a)}, host {len(b)}")
+    dot = sum(x * y for x, y in zip(a, b))
+    norm_a = math.sqrt(sum(x * x for x in a))
+    norm_b = math.sqrt(sum(y * y for y in b))
+    if not (math.isfinite(dot) and math.isfinite(norm_a) and math.isfinite(norm_b)):
+        return float("nan")
+    if norm_a == 0.0 or norm_b == 0.0:
+        return 1.0 if norm_a == norm_b else 0.0
+    return max(-1.0, min(1.0, dot / (norm_a * norm_b)))
+
+
+def add_parity(row: Dict, model_path: str) -> Dict:
+    """Replace the board's ``output`` in ``row`` with ``parity``, the cosine similarity with this host's
+    output of the same file (None without a board output; None and ``parity_error`` when the host
+    cannot run the file). A float file below FLOAT_PARITY_MIN fails the row."""
+    board = row.pop("output", None)
+    board_error = row.pop("output_error", None)
+    row["parity"] = None
+    if board_error:
+        row["parity_error"] = f"no output on the board: {board_error}"
+    if board is None or row.get("status") != "ok":
+        return row
+    try:
+        host, kind = host_output(model_path, row.get("kernel") or "indirect")
+        similarity = cosine(board, host)
+    except Exception as err:  # noqa: BLE001 - the host's check must not lose the board's row
+        row["parity_error"] = f"host: {type(err).__name__}: {err}"
+        return row
+    if not math.isfinite(similarity):
+        row["parity_error"] = "an output is not finite (NaN or inf)"
+        similarity_text = "nan"
+    else:
+        row["parity"] = round(similarity, 6)
+        similarity_text = f"{similarity:.6f}"
+    if kind == "float" and not (math.isfinite(similarity) and similarity >= FLOAT_PARITY_MIN):
+        row["status"] = "failed"
+        row["error"] = f"on-board output differs from the host's: cosine {similarity_text} < {FLOAT_PARITY_MIN}"
+    return row
 
 
 def _run_extra_steps(target: SSHTarget, report: HostReport, workdir: Optional[str], options: BenchOptions, say) -> None:
@@ -187,7 +268,7 @@ def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
         if proc.returncode != 0 or not rows:
             report.results.append(_failed_row(name, sizes[index], why(proc), options))
             continue
-        row = json.loads(rows[-1])
+        row = add_parity(json.loads(rows[-1]), model)
         tegra = [line[len("TEGRASTATS "):] for line in proc.stdout.splitlines() if line.startswith("TEGRASTATS ")]
         if tegra:
             row["tegrastats"] = tegra
@@ -209,20 +290,24 @@ def _csv_text(report: HostReport) -> str:
         lat = r.get("latency_ms") or {}
         writer.writerow([report.host, r.get("model"), r.get("runtime"), r.get("kernel"), r.get("threads"),
                          lat.get("mean"), lat.get("median"), lat.get("p90"), lat.get("min"), r.get("fps"),
-                         r.get("size_bytes"), r.get("peak_rss_mb"), r.get("status"), r.get("error") or ""])
+                         r.get("size_bytes"), r.get("peak_rss_mb"), r.get("parity"), r.get("status"), r.get("error") or ""])
     return buffer.getvalue()
 
 
 def _md_text(report: HostReport) -> str:
     m = report.machine
+    emulated = m.get("emulated")
+    if emulated:
+        details = ", ".join(f"{k} {v}" for k, v in emulated.items() if k != "emulated") if isinstance(emulated, dict) else ""
+        emulated = f", emulated ({details})" if details else ", emulated"
     lines = [f"# lcefr bench on {report.host}", "",
              f"Started {report.started_utc}; {m.get('board') or m.get('cpu') or 'unknown machine'} "
-             f"({m.get('arch', '?')}, glibc {m.get('glibc', '?')}, Python {m.get('python', '?')}); "
+             f"({m.get('arch', '?')}, glibc {m.get('glibc', '?')}, Python {m.get('python', '?')}){emulated or ''}; "
              f"{m.get('pinning', 'not pinned')}.", ""]
     if report.error:
         lines += [f"**Host error:** {report.error}", ""]
-    lines += ["| model | runtime | kernel | threads | mean ms | median ms | p90 ms | FPS | seed Jetson FPS | peak RSS MB | status |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| model | runtime | kernel | threads | mean ms | median ms | p90 ms | FPS | seed Jetson FPS | peak RSS MB | parity | status |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(v):
         return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
@@ -232,8 +317,11 @@ def _md_text(report: HostReport) -> str:
         status = r.get("status") if r.get("status") == "ok" else f"failed: {r.get('error')}"
         lines.append(f"| `{r.get('model')}` | {r.get('runtime')} | {r.get('kernel')} | {r.get('threads')} | "
                      f"{fmt(lat.get('mean'))} | {fmt(lat.get('median'))} | {fmt(lat.get('p90'))} | {fmt(r.get('fps'))} | "
-                     f"{fmt(seed_fps(r.get('model', '')))} | {fmt(r.get('peak_rss_mb'))} | {status} |")
-    lines += ["", "Seed Jetson FPS: seed 001, Table 2 (trained models, one Cortex-A57 core of a Jetson Nano, LCE)."]
+                     f"{fmt(seed_fps(r.get('model', '')))} | {fmt(r.get('peak_rss_mb'))} | "
+                     f"{'-' if r.get('parity') is None else format(r['parity'], '.6f')} | {status} |")
+    lines += ["", "Seed Jetson FPS: seed 001, Table 2 (trained models, one Cortex-A57 core of a Jetson Nano, LCE).",
+              f"Parity: cosine similarity of the board's output with this host's for one fixed input "
+              f"(lcefr.runtime.probe_input); a float file below {FLOAT_PARITY_MIN} fails."]
     return "\n".join(lines) + "\n"
 
 

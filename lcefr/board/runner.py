@@ -10,7 +10,11 @@ library at import), which the bench copies to ``lcefr/runtime.py`` next to this 
     python3 runner.py run --model m.tflite [...]   # one result row, printed as "LCEFR_ROW {json}"
 
 A row has the keys of ``lcefr bench --json``: model, runtime, kernel, threads, latency_ms
-{mean, median, p90, min}, fps, size_bytes, peak_rss_mb, status ("ok"/"failed"), error.
+{mean, median, p90, min}, fps, size_bytes, peak_rss_mb, status ("ok"/"failed"), error; and
+float_ops ("xnnpack" when the XNNPACK delegate ran the float/int8 ops, "builtin" when the binary
+ignored ``--use_xnnpack``, None when unknown) and output (the first output tensor for the parity
+probe, :func:`lcefr.runtime.probe_input`, as floats; None from ``lce_benchmark_model``, which
+prints no outputs). The host compares ``output`` with its own and reports ``parity`` instead.
 """
 from __future__ import print_function
 
@@ -24,11 +28,13 @@ import subprocess
 import sys
 
 # on a board, lcefr/ next to this file holds only runtime.py (a namespace package)
-from lcefr.runtime import (KERNEL_CHOICES, fastest, fps, is_lce_model, kernels_for, latency_stats, lce_interpreter,
-                           peak_rss_mb, random_input, time_callable, tflite_interpreter)
+from lcefr.runtime import (ARM_PARTS, KERNEL_CHOICES, fastest, fps, is_lce_model, kernels_for, latency_stats,
+                           lce_interpreter, peak_rss_mb, probe_output, random_input, time_callable, tflite_interpreter)
 
 ROW_PREFIX = "LCEFR_ROW "
 BENCHMARK_NAMES = ("lce_benchmark_model", "lce_benchmark_model_aarch64", "lce_benchmark_model_aarch32")
+#: written into emulated boards' root filesystems: JSON such as {"emulated": true, "cpu": "cortex-a57", ...}
+EMULATED_MARKER = "/etc/lcefr-emulated-board"
 
 # ---------------------------------------------------------------- lce_benchmark_model output
 
@@ -39,6 +45,8 @@ _TIMINGS = re.compile(
 _STATS = re.compile(r"count=(\d+)\s+first=(\d+)\s+curr=(\d+)\s+min=(\d+)\s+max=(\d+)\s+avg=([\d.eE+-]+)\s+std=(\d+)")
 _PEAK = re.compile(r"Overall peak memory footprint \(MB\) via periodic monitoring:\s*([\d.eE+-]+)")
 _DELTA = re.compile(r"Memory footprint delta from the start of the tool \(MB\):\s*init=([\d.eE+-]+)\s+overall=([\d.eE+-]+)")
+_UNCONSUMED = re.compile(r"Unconsumed cmdline flags:[ \t]*([^\n]*)(?:\n([^\n]*))?")
+_XNNPACK_FAILED = re.compile(r"Failed to (?:apply|create) (?:the )?XNNPACK delegate|XNNPACK delegate failed", re.I)
 
 
 def parse_benchmark_output(text):
@@ -68,6 +76,16 @@ def parse_benchmark_output(text):
     return out
 
 
+def float_ops_of(text):
+    """"builtin" when the benchmark output says ``--use_xnnpack`` went unused (a binary built without
+    XNNPACK lists it under "Unconsumed cmdline flags") or the delegate failed, else "xnnpack"."""
+    for match in _UNCONSUMED.finditer(text):
+        flags = match.group(1).strip() or (match.group(2) or "")
+        if "--use_xnnpack" in flags:
+            return "builtin"
+    return "builtin" if _XNNPACK_FAILED.search(text) else "xnnpack"
+
+
 # ---------------------------------------------------------------- machine facts
 
 
@@ -92,14 +110,34 @@ def _glibc():
 
 
 def _cpu_name(cpuinfo):
+    """The CPU of /proc/cpuinfo: ARM Ltd. cores by their part number (``CPU part : 0xd07`` is a
+    Cortex-A57; ARM kernels print no "model name", or a generic "ARMv8 Processor"), else the model name."""
     if not cpuinfo:
         return platform.processor() or None
+    parts = sorted(set(p.lower() for p in re.findall(r"^CPU part\s*:\s*(\S+)", cpuinfo, re.M)))
+    implementers = set(i.lower() for i in re.findall(r"^CPU implementer\s*:\s*(\S+)", cpuinfo, re.M))
+    if parts and implementers <= {"0x41"} and all(p in ARM_PARTS for p in parts):
+        return ", ".join(sorted(set(ARM_PARTS[p] for p in parts)))
     for key in ("model name", "Model", "Hardware"):
         match = re.search(r"^%s\s*:\s*(.+)$" % key, cpuinfo, re.M)
         if match:
             return match.group(1).strip()
-    parts = sorted(set(re.findall(r"^CPU part\s*:\s*(\S+)", cpuinfo, re.M)))
     return "ARM CPU part " + ",".join(parts) if parts else None
+
+
+def _emulated(path=None):
+    """The parsed JSON of :data:`EMULATED_MARKER` on an emulated board (``{"emulated": True}`` with the
+    text under ``"marker"`` when it is not a JSON object), None on real hardware."""
+    text = _read(path or EMULATED_MARKER)
+    if text is None:
+        return None
+    try:
+        facts = json.loads(text)
+    except ValueError:
+        facts = None
+    if not isinstance(facts, dict):
+        return {"emulated": True, "marker": text.strip()[:200]}
+    return facts
 
 
 def _clocks():
@@ -157,6 +195,7 @@ def machine_facts(benchmark=None):
         "tegrastats": shutil.which("tegrastats") is not None,
         "lce_benchmark_model": find_benchmark_binary(benchmark),
         "python_runtimes": _python_runtimes(),
+        "emulated": _emulated(),
     }
 
 
@@ -167,7 +206,7 @@ def _row(model, path, runtime, kernel, threads):
     return {"model": model, "runtime": runtime, "kernel": kernel, "threads": threads,
             "latency_ms": {"mean": None, "median": None, "p90": None, "min": None}, "fps": 0.0,
             "size_bytes": os.path.getsize(path) if os.path.exists(path) else 0, "peak_rss_mb": 0.0,
-            "status": "ok", "error": None}
+            "status": "ok", "error": None, "float_ops": None, "output": None}
 
 
 def _model_bytes(path):
@@ -181,7 +220,7 @@ def _python_interpreter(path, threads, lce, kernel):
             interp = lce_interpreter(_model_bytes(path), threads=threads, kernel=kernel)
         except RuntimeError as err:
             raise RuntimeError("%s; install lce_benchmark_model on this board" % err)
-        return (lambda x: interp.predict(x)), interp.input_shapes[0], interp.input_types[0]
+        return interp, (lambda x: interp.predict(x)), interp.input_shapes[0], interp.input_types[0]
     interp = tflite_interpreter(_model_bytes(path), threads=threads, prefer_tflite_runtime=True)
     detail = interp.get_input_details()[0]
 
@@ -189,14 +228,14 @@ def _python_interpreter(path, threads, lce, kernel):
         interp.set_tensor(detail["index"], x)
         interp.invoke()
 
-    return run, list(detail["shape"]), detail["dtype"]
+    return interp, run, list(detail["shape"]), detail["dtype"]
 
 
 def time_python(path, name, threads, runs, warmup, kernel):
     lce = is_lce_model(_model_bytes(path))
     row = _row(name, path, "lce" if lce else "tflite", kernel if lce else "xnnpack", threads)
     try:
-        run, shape, dtype = _python_interpreter(path, threads, lce, kernel)
+        interp, run, shape, dtype = _python_interpreter(path, threads, lce, kernel)
         x = random_input(shape, dtype)
         samples = time_callable(lambda: run(x), runs=runs, warmup=warmup)
     except Exception as err:
@@ -205,18 +244,23 @@ def time_python(path, name, threads, runs, warmup, kernel):
     row["latency_ms"] = latency_stats(samples)
     row["fps"] = fps(row["latency_ms"]["mean"])
     row["peak_rss_mb"] = peak_rss_mb()
+    row["float_ops"] = "xnnpack"  # tflite-runtime / TensorFlow / LCE apply XNNPACK by default
+    try:  # after the timing: the probe's output, which the host compares with its own (parity)
+        row["output"] = probe_output(interp)
+    except Exception as err:
+        row["output_error"] = "%s: %s" % (type(err).__name__, err)
     return row
 
 
 def time_binary(binary, path, name, threads, runs, warmup, kernel, timeout):
     lce = is_lce_model(_model_bytes(path))
-    row = _row(name, path, "lce_benchmark_model", kernel if lce else "xnnpack", threads)
+    # a float / int8 file's kernel is what ran its ops: "xnnpack" only once the output shows it did
+    row = _row(name, path, "lce_benchmark_model", kernel if lce else "builtin", threads)
     cmd = [binary, "--graph=" + path, "--num_threads=%d" % threads, "--num_runs=%d" % runs, "--min_secs=0",
-           "--warmup_runs=%d" % max(warmup, 1), "--warmup_min_secs=0", "--report_peak_memory_footprint=true"]
+           "--warmup_runs=%d" % max(warmup, 1), "--warmup_min_secs=0", "--report_peak_memory_footprint=true",
+           "--use_xnnpack=true"]
     if lce:
         cmd.append("--use_indirect_bgemm=%s" % ("true" if kernel == "indirect" else "false"))
-    else:
-        cmd.append("--use_xnnpack=true")
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
         text = proc.stdout.decode("utf-8", "replace")
@@ -232,6 +276,9 @@ def time_binary(binary, path, name, threads, runs, warmup, kernel, timeout):
     row["latency_ms"] = {"mean": round(mean, 4), "median": None, "p90": None, "min": None if low is None else round(low, 4)}
     row["fps"] = fps(mean)
     row["peak_rss_mb"] = parsed["peak_mb"] or parsed["overall_delta_mb"] or 0.0
+    row["float_ops"] = float_ops_of(text)
+    if not lce:
+        row["kernel"] = row["float_ops"]
     return row
 
 

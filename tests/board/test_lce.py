@@ -67,9 +67,12 @@ def test_make_jetson_bench_writes_four_reports_close_to_local(sshd, tiny_models,
     for r in rows:
         assert r["status"] == "ok" and r["threads"] == 1 and r["fps"] > 0
         assert set(r["latency_ms"]) == {"mean", "median", "p90", "min"}
+        # the board's output for the probe input matches the host's; the vector itself stays out of the report
+        assert r["parity"] >= 0.999 and "output" not in r and r["float_ops"] == "xnnpack"
     with open(files["csv"][0]) as f:
         table = list(csv.DictReader(f))
     assert [t["model"] for t in table] == ["tiny", "tiny.float"] and all(t["status"] == "ok" for t in table)
+    assert all(float(t["parity"]) >= 0.999 for t in table)
     assert open(files["png"][0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "| `tiny` |" in open(files["md"][0]).read()
 
@@ -161,3 +164,104 @@ def test_missing_binary_crashing_model_and_timeout_are_failed_rows(sshd, tiny_mo
     assert proc.returncode == 1 and time.time() - start < 120
     row = json.loads(proc.stdout[proc.stdout.index("["):])[0]["results"][0]
     assert row["status"] == "failed" and "timed out" in row["error"]
+
+
+# ---------------------------------------------------------------- boards without SFTP, pinned host keys
+
+
+def _logging_scp(tmp_path, fail=False):
+    """A directory to put first on PATH with an ``scp`` that logs its arguments, then runs the real one
+    (or fails like an scp that the board's sshd refuses)."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "scp.log"
+    body = "echo 'subsystem request failed on channel 0' >&2\nexit 255\n" if fail else f'exec {shutil.which("scp")} "$@"\n'
+    (bin_dir / "scp").write_text(f'#!/bin/sh\necho "$@" >> {log}\n{body}')
+    (bin_dir / "scp").chmod(0o755)
+    return str(bin_dir), log
+
+
+def test_put_falls_back_to_legacy_scp_without_sftp_and_remembers_it(sshd_nosftp, tmp_path, monkeypatch):
+    from lcefr.board.ssh import SSHTarget
+
+    bin_dir, log = _logging_scp(tmp_path)
+    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ["PATH"])
+    target = SSHTarget(sshd_nosftp.host, port=sshd_nosftp.port, key=sshd_nosftp.key, known_hosts=sshd_nosftp.known_hosts)
+    source = tmp_path / "a file.txt"
+    source.write_text("first")
+    remote = tmp_path / "remote dir"
+    remote.mkdir()
+    assert target.put([str(source)], str(remote), timeout=60).returncode == 0
+    assert target.put_method == "scp-legacy" and (remote / "a file.txt").read_text() == "first"
+    calls = log.read_text().splitlines()
+    assert len(calls) == 2 and " -O " not in f" {calls[0]} " and " -O " in f" {calls[1]} "
+    source.write_text("second")
+    assert target.put([str(source)], str(remote), timeout=60).returncode == 0
+    calls = log.read_text().splitlines()
+    assert len(calls) == 3 and " -O " in f" {calls[2]} "  # straight to the method that worked
+    assert (remote / "a file.txt").read_text() == "second"
+
+
+def test_put_streams_with_cat_when_scp_fails_both_ways(sshd_nosftp, tmp_path, monkeypatch):
+    from lcefr.board.ssh import SSHTarget
+
+    bin_dir, log = _logging_scp(tmp_path, fail=True)
+    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ["PATH"])
+    target = SSHTarget(sshd_nosftp.host, port=sshd_nosftp.port, key=sshd_nosftp.key, known_hosts=sshd_nosftp.known_hosts)
+    text = tmp_path / "it's $HOME.txt"
+    text.write_text("quoted 'name'\n")
+    script = tmp_path / "run.sh"
+    script.write_bytes(b"#!/bin/sh\necho ok\n\x00\xff")
+    script.chmod(0o755)
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    proc = target.put([str(text), str(script)], str(remote), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert target.put_method == "cat" and len(log.read_text().splitlines()) == 2
+    assert (remote / "it's $HOME.txt").read_text() == "quoted 'name'\n"
+    assert (remote / "run.sh").read_bytes() == script.read_bytes() and os.access(remote / "run.sh", os.X_OK)
+    failed = target.put([str(text)], str(tmp_path / "missing"), timeout=60)
+    assert failed.returncode != 0 and "cat:" in failed.stderr
+
+
+def test_put_names_every_failed_method(sshd, tmp_path, monkeypatch):
+    from lcefr.board.ssh import SSHTarget, why
+
+    bin_dir, _ = _logging_scp(tmp_path, fail=True)
+    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ["PATH"])
+    target = SSHTarget(sshd.host, port=sshd.port, key=sshd.key, known_hosts=sshd.known_hosts)
+    source = tmp_path / "f"
+    source.write_text("x")
+    proc = target.put([str(source)], str(tmp_path / "no such dir"), timeout=60)
+    assert proc.returncode != 0 and target.put_method is None
+    assert all(f"{m}: " in why(proc) for m in ("scp", "scp-legacy", "cat"))
+
+
+def test_bench_on_a_board_without_sftp(sshd_nosftp, tiny_models, tmp_path):
+    reports = tmp_path / "reports"
+    proc = subprocess.run(LCEFR + ["bench", tiny_models[1], *_remote_args(sshd_nosftp, reports), "--runs", "3", "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout[proc.stdout.index("["):])[0]["results"][0]
+    assert row["status"] == "ok" and row["runtime"] == "tflite" and row["fps"] > 0
+    assert set(_reports(reports)) == {"json", "csv", "md", "png"}
+
+
+def test_pinned_host_key_is_strict(sshd, tmp_path):
+    from lcefr.board.ssh import SSHTarget
+
+    pinned = tmp_path / "known_hosts"
+    pinned.write_text("")
+    strict = SSHTarget(sshd.host, port=sshd.port, key=sshd.key, known_hosts=str(pinned), strict_host_key=True)
+    assert "StrictHostKeyChecking=yes" in strict._options()
+    proc = strict.run("echo ok", timeout=60)
+    assert proc.returncode == 255 and "Host key verification failed" in proc.stderr and pinned.read_text() == ""
+    loose = SSHTarget(sshd.host, port=sshd.port, key=sshd.key, known_hosts=str(pinned))
+    assert "StrictHostKeyChecking=accept-new" in loose._options()
+    assert loose.run("echo ok", timeout=60).stdout.strip() == "ok"  # accept-new: remembered
+    assert pinned.read_text().strip()
+    assert strict.run("echo ok", timeout=60).stdout.strip() == "ok"
+    for target in (strict, loose, SSHTarget("h"), SSHTarget("h", strict_host_key=True)):
+        assert "StrictHostKeyChecking=no" not in target._options()
