@@ -57,6 +57,8 @@ class BoardFacts:
     gpu: str = ""
     gnu_time: bool = False
     timeout: bool = False
+    lce_benchmark: str = ""
+    emulated: bool = False
 
     @property
     def is_jetson(self) -> bool:
@@ -89,7 +91,7 @@ class BoardFacts:
         return {"arch": self.arch, "lce_arch": self.lce_arch, "glibc": _dotted(self.glibc), "cores": self.cores,
                 "cpu_names": list(self.cpu_names), "board": self.board, "python": _dotted(self.python),
                 "gcc": _dotted(self.gcc), "tools": list(self.tools), "clocks_khz": list(self.clocks_khz),
-                "is_jetson": self.is_jetson}
+                "is_jetson": self.is_jetson, "lce_benchmark_model": self.lce_benchmark or None, "emulated": self.emulated}
 
     def gpu_dict(self) -> Dict:
         """The GPU side, as a bench report's ``machine["tensorrt"]``."""
@@ -106,7 +108,9 @@ PROBE_COMMAND = (
     "echo '@@model'; tr -d '\\0' < /proc/device-tree/model 2>/dev/null; echo; echo '@@python'; {python} --version 2>&1; "
     "echo '@@tools'; for t in cmake git gcc g++ nvpmodel jetson_clocks taskset tegrastats; do "
     "command -v $t >/dev/null 2>&1 && echo $t; done; echo '@@gcc'; gcc -dumpversion 2>/dev/null; "
-    "echo '@@clocks'; cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq 2>/dev/null; echo '@@end'"
+    "echo '@@clocks'; cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq 2>/dev/null; "
+    "echo '@@lce'; command -v lce_benchmark_model 2>/dev/null || (test -x ~/lcefr/lce_benchmark_model && "
+    "echo ~/lcefr/lce_benchmark_model); echo '@@emulated'; cat /etc/lcefr-emulated-board 2>/dev/null; echo '@@end'"
 )
 
 
@@ -148,7 +152,7 @@ def _version(text: Optional[str]) -> Optional[Tuple[int, int]]:
 
 
 def board_facts(uname_m: str, ldd_version: str, cpuinfo: str, *, model: str = "", python_version: str = "",
-                tools: str = "", gcc: str = "", clocks: str = "") -> BoardFacts:
+                tools: str = "", gcc: str = "", clocks: str = "", lce: str = "", emulated: str = "") -> BoardFacts:
     """The CPU side of :class:`BoardFacts` from the sections of :data:`PROBE_COMMAND`."""
     arch = uname_m.strip()
     info = parse_cpuinfo(cpuinfo)
@@ -156,7 +160,8 @@ def board_facts(uname_m: str, ldd_version: str, cpuinfo: str, *, model: str = ""
         arch=arch, lce_arch=ARM_ARCHES.get(arch), glibc=parse_glibc(ldd_version), cores=info["cores"],
         cpu_names=info["cpu_names"] or ([info["model_name"]] if info["model_name"] else []),
         board=model.strip("\x00\n ") or None, python=_version(python_version), gcc=_version(gcc),
-        tools=[t for t in tools.split() if t], clocks_khz=[int(c) for c in clocks.split() if c.isdigit()])
+        tools=[t for t in tools.split() if t], clocks_khz=[int(c) for c in clocks.split() if c.isdigit()],
+        lce_benchmark=lce.strip().splitlines()[0] if lce.strip() else "", emulated=bool(emulated.strip()))
 
 
 # ---------------------------------------------------------------- GPU side (TensorRT rows)

@@ -24,6 +24,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -32,6 +33,8 @@ from lcefr.runtime import (ARM_PARTS, KERNEL_CHOICES, fastest, fps, is_lce_model
                            lce_interpreter, peak_rss_mb, probe_output, random_input, time_callable, tflite_interpreter)
 
 ROW_PREFIX = "LCEFR_ROW "
+#: where ``lcefr jetson-setup`` (default --workdir) puts the binary
+SETUP_BINARY = "~/lcefr/lce_benchmark_model"
 BENCHMARK_NAMES = ("lce_benchmark_model", "lce_benchmark_model_aarch64", "lce_benchmark_model_aarch32")
 #: written into emulated boards' root filesystems: JSON such as {"emulated": true, "cpu": "cortex-a57", ...}
 EMULATED_MARKER = "/etc/lcefr-emulated-board"
@@ -151,9 +154,16 @@ def _clocks():
     return clocks
 
 
+def _signal_name(number):
+    try:
+        return " (%s)" % signal.Signals(number).name
+    except (ValueError, AttributeError):
+        return ""
+
+
 def find_benchmark_binary(explicit=None):
     """``explicit`` if given (``~`` is the board user's home), else one of BENCHMARK_NAMES next to
-    this script or on PATH."""
+    this script or on PATH, else where ``lcefr jetson-setup`` installs it (SETUP_BINARY)."""
     if explicit:
         explicit = os.path.expanduser(explicit)
         return explicit if os.path.isfile(explicit) and os.access(explicit, os.X_OK) else None
@@ -165,7 +175,8 @@ def find_benchmark_binary(explicit=None):
         found = shutil.which(name)
         if found:
             return found
-    return None
+    installed = os.path.expanduser(SETUP_BINARY)
+    return installed if os.path.isfile(installed) and os.access(installed, os.X_OK) else None
 
 
 def _python_runtimes():
@@ -218,8 +229,9 @@ def _python_interpreter(path, threads, lce, kernel):
     if lce:
         try:
             interp = lce_interpreter(_model_bytes(path), threads=threads, kernel=kernel)
-        except RuntimeError as err:
-            raise RuntimeError("%s; install lce_benchmark_model on this board" % err)
+        except (RuntimeError, ImportError) as err:
+            raise RuntimeError("no LCE runtime here (%s): LCE files need lce_benchmark_model on this board, "
+                               "make jetson-setup (lcefr jetson-setup) installs it" % err)
         return interp, (lambda x: interp.predict(x)), interp.input_shapes[0], interp.input_types[0]
     interp = tflite_interpreter(_model_bytes(path), threads=threads, prefer_tflite_runtime=True)
     detail = interp.get_input_details()[0]
@@ -264,6 +276,8 @@ def time_binary(binary, path, name, threads, runs, warmup, kernel, timeout):
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
         text = proc.stdout.decode("utf-8", "replace")
+        if proc.returncode < 0:
+            raise RuntimeError("lce_benchmark_model killed by signal %d%s" % (-proc.returncode, _signal_name(-proc.returncode)))
         if proc.returncode != 0:
             raise RuntimeError("exit %d: %s" % (proc.returncode, text.strip().splitlines()[-1] if text.strip() else ""))
         parsed = parse_benchmark_output(text)

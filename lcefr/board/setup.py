@@ -96,7 +96,7 @@ def plan_setup(facts: BoardFacts, *, lce_version: str = "0.16.0", workdir: str =
     if clocks and facts.is_jetson:
         steps += ["sudo -n nvpmodel -m 0 || echo 'nvpmodel needs sudo: run `sudo nvpmodel -m 0` on the board'",
                   "sudo -n jetson_clocks || echo 'jetson_clocks needs sudo: run `sudo jetson_clocks` on the board'"]
-    steps.append("cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq")
+    steps.append("cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq 2>/dev/null || echo 'no cpufreq here: clocks unknown'")
     return SetupPlan(facts=facts.to_dict(), benchmark_source=source, reason=reason, steps=steps, warnings=warnings)
 
 
@@ -151,7 +151,7 @@ def run_setup(targets: Sequence[Optional[SSHTarget]], *, python: str = "python3"
         s = split_probe(probe.stdout)
         facts = board_facts(s.get("uname", ""), s.get("ldd", ""), s.get("cpuinfo", ""), model=s.get("model", ""),
                             python_version=s.get("python", ""), tools=s.get("tools", ""), gcc=s.get("gcc", ""),
-                            clocks=s.get("clocks", ""))
+                            clocks=s.get("clocks", ""), lce=s.get("lce", ""), emulated=s.get("emulated", ""))
         try:
             plan = plan_setup(facts, lce_version=version, workdir=workdir, clocks=clocks, url=url, given=given)
         except NotArmBoard as err:

@@ -16,13 +16,16 @@ def _table(rows, host=None):
     def fmt(v):
         return "-" if v is None else f"{v:.2f}"
 
-    head = (["host"] if host else []) + ["model", "runtime", "kernel", "threads", "mean ms", "median ms", "p90 ms", "FPS", "status"]
+    parity = any("parity" in r for r in rows)
+    head = ((["host"] if host else []) + ["model", "runtime", "kernel", "threads", "mean ms", "median ms", "p90 ms", "FPS"]
+            + (["parity"] if parity else []) + ["status"])
     body = []
     for r in rows:
         lat = r.get("latency_ms") or {}
         status = "ok" if r["status"] == "ok" else f"failed: {r.get('error')}"
+        cos = ["-" if r.get("parity") is None else f"{r['parity']:.6f}"] if parity else []
         body.append(([host] if host else []) + [r["model"], r["runtime"], r["kernel"], str(r["threads"]), fmt(lat.get("mean")),
-                                                fmt(lat.get("median")), fmt(lat.get("p90")), fmt(r.get("fps")), status])
+                                                fmt(lat.get("median")), fmt(lat.get("p90")), fmt(r.get("fps"))] + cos + [status])
     return format_table(head, body)
 
 
@@ -229,8 +232,9 @@ def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, n
                 continue
             f = p["facts"]
             click.echo(f"{p['host']}: {f.get('board') or ', '.join(f['cpu_names'])} ({f['arch']}, glibc {f['glibc']}, "
-                       f"Python {f['python']}, {f['cores']} cores)")
-            click.echo(f"  lce_benchmark_model: {p['benchmark_source']} - {p['reason']}")
+                       f"Python {f['python']}, {f['cores']} cores{', emulated' if f.get('emulated') else ''})")
+            click.echo(f"  lce_benchmark_model: {f.get('lce_benchmark_model') or 'none on the board'}")
+            click.echo(f"  plan: {p['benchmark_source']} - {p['reason']}")
             for w in p["warnings"]:
                 click.echo(f"  warning: {w}")
             done = {i: e for i, e in enumerate(p.get("log", []))}
