@@ -12,7 +12,7 @@ import pytest
 
 from emuhelp import LCEFR, STANDIN, lcefr, make
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("board")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("board_exclusive")]
 FAST = "--runs 2 --warmup 1"
 
 

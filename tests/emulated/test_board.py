@@ -9,7 +9,7 @@ import pytest
 
 from emuhelp import ROOT, lcefr
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("board")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("board_exclusive")]
 
 STATUS_KEYS = {"host", "user", "port", "key", "known_hosts", "python", "arch", "cpu", "rootfs", "pid", "running"}
 # AT_HWCAP bits (arch/arm64/include/uapi/asm/hwcap.h)

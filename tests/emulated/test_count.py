@@ -7,7 +7,7 @@ import pytest
 
 from emuhelp import STANDIN, lcefr
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("board")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("board_exclusive")]
 
 #: ../shared/reference/arm-a57.md, section 3: quicknet_small's float file on tflite-runtime 2.14 (XNNPACK), A57
 REFERENCE_FLOAT_XNNPACK = 102.3e6
