@@ -42,6 +42,8 @@ def _lcefr(*args, env=None, timeout=600):
     ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR", True),
     ("2026-12-04 12:32:57.961343: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on.", True),
     ("2026-12-04 12:32:59.078722: W tensorflow/compiler/tf2tensorrt/utils/py_utils.cc:38] TF-TRT Warning", True),
+    ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", True),
+    ("INFO: anything else TFLite says", False),
     ("E0000 00:00:1796387545.391160   22374 some_file.cc:12] an error", False),
     ("F0000 00:00:1796387545.391160   22374 some_file.cc:12] Check failed", False),
     ("2026-12-04 12:32:57.977359: E external/local_xla/xla/stream_executor/cuda/cuda_fft.cc:479] Unable", False),

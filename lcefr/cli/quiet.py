@@ -27,10 +27,12 @@ __all__ = ["ENV", "NATIVE_LOG", "apply", "filter_fd2", "is_verbose"]
 ENV = "LCEFR_VERBOSE"
 
 #: a C++ log line dropped from descriptor 2: absl INFO/WARNING (``I0000 00:00:...  123 file.cc:45] ``),
-#: TensorFlow's own INFO/WARNING format, and absl's notice that it was never initialised
+#: TensorFlow's own INFO/WARNING format, absl's notice that it was never initialised, and TFLite's
+#: note that it applied XNNPACK (the host's parity run of ``lcefr bench --remote``)
 NATIVE_LOG = (rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]\s]+:\d+\] "
               rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] \S+:\d+\] "
-              rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$)")
+              rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
+              rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$)")
 
 # Runs as `python -I -S -c`: reads the pipe until every writer has closed it, so lines written just
 # before a crash still arrive; ignores Ctrl-C for the same reason.
