@@ -126,6 +126,7 @@ jetson-bench: install
 
 jetson-setup: install
 	@test -n "$(JETSON)" || { echo 'usage: make jetson-setup JETSON="user@host ..." [JETSON_PORT=22] [JETSON_KEY=path]' >&2; exit 2; }
+	@test -f build/models/quicknet_small.tflite || $(MAKE) --no-print-directory build/models/quicknet_small.tflite
 	$(BIN)/lcefr jetson-setup $(JETSON) --port $(JETSON_PORT) --python "$(JETSON_PYTHON)" $(if $(JETSON_KEY),--key "$(JETSON_KEY)") \
 		$(if $(LCE_BENCHMARK),--lce-benchmark "$(LCE_BENCHMARK)") $(SETUP_ARGS)
 

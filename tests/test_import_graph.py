@@ -19,7 +19,7 @@ FLOORS = [
     ("heads, data", ["heads", "data"]),
     ("eval, embed, source", ["eval", "embed", "source"]),
     ("convert", ["convert"]),
-    ("train, quantize, personal, bench", ["train", "quantize", "personal", "bench"]),
+    ("train, quantize, personal, bench, estimate", ["train", "quantize", "personal", "bench", "estimate"]),
     ("board, trt", ["board", "trt"]),
     ("face, demo", ["face", "demo"]),
     ("cli", ["cli", "__main__"]),

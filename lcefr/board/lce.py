@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from lcefr import runtime
 from lcefr.board import runner
+from lcefr.board.expect import FLAG_FACTOR, add_expectations
 from lcefr.board.ssh import SSHTarget, why
 from lcefr.fileio import write_atomic
 from lcefr.runtime import model_name
@@ -273,6 +274,7 @@ def bench_host(target: SSHTarget, models: Sequence[str], options: BenchOptions,
         if tegra:
             row["tegrastats"] = tegra
         report.results.append(row)
+    add_expectations(report, dict(zip(names, models)))
     _run_extra_steps(target, report, workdir, options, say)
     if not options.keep:
         try:
@@ -306,8 +308,9 @@ def _md_text(report: HostReport) -> str:
              f"{m.get('pinning', 'not pinned')}.", ""]
     if report.error:
         lines += [f"**Host error:** {report.error}", ""]
-    lines += ["| model | runtime | kernel | threads | mean ms | median ms | p90 ms | FPS | seed Jetson FPS | peak RSS MB | parity | status |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| model | runtime | kernel | threads | mean ms | median ms | p90 ms | expected ms | FPS | seed Jetson FPS | "
+              "peak RSS MB | parity | status |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(v):
         return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
@@ -315,11 +318,20 @@ def _md_text(report: HostReport) -> str:
     for r in report.results:
         lat = r.get("latency_ms") or {}
         status = r.get("status") if r.get("status") == "ok" else f"failed: {r.get('error')}"
+        exp = r.get("expected_ms")
+        expected = f"{exp['low']:.1f}-{exp['high']:.1f}" if exp else "-"
         lines.append(f"| `{r.get('model')}` | {r.get('runtime')} | {r.get('kernel')} | {r.get('threads')} | "
-                     f"{fmt(lat.get('mean'))} | {fmt(lat.get('median'))} | {fmt(lat.get('p90'))} | {fmt(r.get('fps'))} | "
+                     f"{fmt(lat.get('mean'))} | {fmt(lat.get('median'))} | {fmt(lat.get('p90'))} | {expected} | {fmt(r.get('fps'))} | "
                      f"{fmt(seed_fps(r.get('model', '')))} | {fmt(r.get('peak_rss_mb'))} | "
                      f"{'-' if r.get('parity') is None else format(r['parity'], '.6f')} | {status} |")
-    lines += ["", "Seed Jetson FPS: seed 001, Table 2 (trained models, one Cortex-A57 core of a Jetson Nano, LCE).",
+    flagged = [r for r in report.results if r.get("flag")]
+    if flagged:
+        lines += ["", f"**{len(flagged)} of {len(report.results)} rows measured above {FLAG_FACTOR:.0f}x the expected time:**", ""]
+        lines += [f"- `{r.get('model')}`: {r['flag']}" for r in flagged]
+    expectation = m.get("expectation")
+    lines += ["", "Expected ms: lcefr estimate for this board's CPU and clock (instructions / IPC range / clock)"
+              + (f"; none here: {expectation}." if expectation else "."),
+              "Seed Jetson FPS: seed 001, Table 2 (trained models, one Cortex-A57 core of a Jetson Nano, LCE).",
               f"Parity: cosine similarity of the board's output with this host's for one fixed input "
               f"(lcefr.runtime.probe_input); a float file below {FLOAT_PARITY_MIN} fails."]
     return "\n".join(lines) + "\n"

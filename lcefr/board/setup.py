@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from lcefr.board.facts import PROBE_COMMAND, BoardFacts, board_facts, split_probe
+from lcefr.board.lce import BenchOptions, bench_host
 from lcefr.board.ssh import SSHTarget
 
-__all__ = ["NotArmBoard", "SetupPlan", "plan_setup", "run_setup", "RELEASE_GLIBC", "RELEASE_URL", "release_url"]
+__all__ = ["NotArmBoard", "SetupPlan", "plan_setup", "run_setup", "RELEASE_GLIBC", "RELEASE_URL", "release_url",
+           "expectation_check"]
 
 #: glibc the v0.16.0 release binaries were linked against (ubuntu-latest runners, 2024)
 RELEASE_GLIBC = (2, 34)
@@ -171,3 +173,23 @@ def run_setup(targets: Sequence[Optional[SSHTarget]], *, python: str = "python3"
                     break
         plans.append(entry)
     return plans, exit_code
+
+
+def expectation_check(target: SSHTarget, model: str, *, workdir: str = "~/lcefr") -> Dict:
+    """Time ``model`` (quicknet_small's LCE file) once with the board's ``lce_benchmark_model`` and hold
+    it against ``lcefr estimate``: ``{"status": "meets"|"miss"|"no expectation"|"failed", "line": ...}``."""
+    options = BenchOptions(runs=10, warmup=2, core=None, runtime="lce_benchmark_model",
+                           lce_benchmark=f"{workdir.rstrip('/')}/lce_benchmark_model", timeout=600.0)
+    report = bench_host(target, [model], options)
+    row = report.results[0] if report.results else {}
+    name = os.path.basename(model)
+    if row.get("status") != "ok":
+        return {"status": "failed", "line": f"{name}: not timed ({row.get('error') or report.error})", "row": row}
+    mean, expected = row["latency_ms"]["mean"], row.get("expected_ms")
+    if expected is None:
+        why = report.machine.get("expectation", "no cost model for this CPU")
+        return {"status": "no expectation", "line": f"{name}: {mean:.1f} ms; no expectation ({why})", "row": row}
+    verdict = "miss" if row.get("flag") else "meets"
+    text = (f"{name}: {mean:.1f} ms measured, {expected['low']:.1f}-{expected['high']:.1f} ms expected: "
+            + ("meets its expectation" if verdict == "meets" else f"MISSES it: {row['flag']}"))
+    return {"status": verdict, "line": text, "row": row}

@@ -16,6 +16,7 @@ from lcefr.cli.train import train
 from lcefr.cli.quantize import quantize
 from lcefr.cli.bench import bench, jetson_setup
 from lcefr.cli.board import board
+from lcefr.cli.estimate import estimate
 from lcefr.cli.trt import trt
 from lcefr.cli.face import align, identify, verify
 from lcefr.cli.gallery import gallery
@@ -49,6 +50,7 @@ cli.add_command(quantize)
 cli.add_command(bench)
 cli.add_command(jetson_setup)
 cli.add_command(board)
+cli.add_command(estimate)
 cli.add_command(trt)
 cli.add_command(align)
 cli.add_command(verify)

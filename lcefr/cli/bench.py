@@ -204,9 +204,12 @@ def _remote(files, remotes, port, key, remote_python, core, lce_benchmark, runti
               help="Copy this lce_benchmark_model (an ARM build on this machine) to the board instead of downloading or building one.")
 @click.option("--release-url", default=None, metavar="URL",
               help="Base URL of LCE's release binaries [default: LCEFR_LCE_RELEASE_URL, else LCE's GitHub releases].")
+@click.option("--check-model", type=click.Path(dir_okay=False), default="build/models/quicknet_small.tflite",
+              show_default=True, help="After setup, time this LCE file once and hold it against lcefr estimate (skipped if absent).")
+@click.option("--strict", is_flag=True, help="Exit 1 when the board misses its expectation (default: information only).")
 @json_option
 def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, no_clocks, workdir, given, release_url,
-                 as_json):
+                 check_model, strict, as_json):
     """Check boards (architecture, glibc, Python) and give them an lce_benchmark_model.
 
     \b
@@ -223,6 +226,14 @@ def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, n
     targets = [None] if local else _targets(hosts, port, key, remote_python, known_hosts)
     plans, exit_code = run_setup(targets, python=remote_python, dry_run=dry_run, clocks=not no_clocks, workdir=workdir,
                                  url=release_url, given=given)
+    if not dry_run and check_model and os.path.isfile(check_model):
+        from lcefr.board.setup import expectation_check
+
+        for plan, target in zip(plans, targets):
+            if plan.get("status") == "ok" and target is not None:
+                plan["expectation"] = expectation_check(target, check_model, workdir=workdir)
+                if strict and plan["expectation"]["status"] in ("miss", "failed"):
+                    exit_code = max(exit_code, 1)
     if as_json:
         echo_json(plans)
     else:
@@ -246,6 +257,8 @@ def jetson_setup(hosts, local, port, key, remote_python, known_hosts, dry_run, n
                 else:
                     verb = "ran" if done[i]["exit"] == 0 else f"failed (exit {done[i]['exit']})"
                 click.echo(f"  {verb}: {step}")
+            if p.get("expectation"):
+                click.echo(f"  expectation: {p['expectation']['line']}")
             if p.get("error"):
                 click.echo(f"  {p['error']}", err=True)
     if exit_code:
