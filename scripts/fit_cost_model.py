@@ -155,23 +155,27 @@ class Design:
         return feats, constant
 
 
-def nnls_relative(rows: List[Tuple[Dict[int, float], float, float]], ncols: int) -> np.ndarray:
-    """min sum(((A x + c - y) / y)^2), x >= 0, columns scaled to unit norm for conditioning."""
+#: a whole model weighs this many single layers in a fit (the estimate is used on whole models)
+MODEL_WEIGHT = 3.0
+
+
+def nnls_relative(rows: List[Tuple[Dict[int, float], float, float, float]], ncols: int) -> np.ndarray:
+    """min sum(w^2 ((A x + c - y) / y)^2), x >= 0, columns scaled to unit norm for conditioning."""
     from scipy.optimize import nnls
 
     a = np.zeros((len(rows), ncols))
     b = np.zeros(len(rows))
-    for i, (feats, constant, y) in enumerate(rows):
+    for i, (feats, constant, y, weight) in enumerate(rows):
         for j, v in feats.items():
-            a[i, j] = v / y
-        b[i] = (y - constant) / y
+            a[i, j] = weight * v / y
+        b[i] = weight * (y - constant) / y
     scale = np.linalg.norm(a, axis=0)
     scale[scale == 0] = 1.0
     x, _ = nnls(a / scale, b, maxiter=50 * ncols)
     return x / scale
 
 
-def predict(feats: Dict[int, float], constant: float, x: np.ndarray) -> float:
+def predict(feats: Dict[int, float], constant: float, x: np.ndarray, _weight: float = 1.0) -> float:
     return constant + sum(x[j] * v for j, v in feats.items())
 
 
@@ -206,7 +210,7 @@ def fit_float(counts: List[Dict], file_kind: str, mode: str) -> Tuple[Dict[str, 
         if row["file_kind"] != file_kind or row["float_ops"] != mode:
             continue
         feats, _ = design.row(_file_infos(row["path"]), kernel="default", float_ops=mode)
-        rows.append((feats, 0.0, float(row["instructions"])))
+        rows.append((feats, 0.0, float(row["instructions"]), MODEL_WEIGHT if row["kind"] == "model" else 1.0))
         meta.append({"name": row["name"], "kind": row["kind"], "source": "a57_counts.json"})
     if mode == "xnnpack":
         col = 2 if file_kind == "float" else 3
@@ -214,7 +218,7 @@ def fit_float(counts: List[Dict], file_kind: str, mode: str) -> Tuple[Dict[str, 
         for name, figures in LCE_MODELS.items():
             if figures[col] and not name.startswith("zoo") and f"{name}.{file_kind}" not in measured:
                 feats, _ = design.row(_file_infos(registry_file(name, file_kind)), kernel="default", float_ops=mode)
-                rows.append((feats, 0.0, figures[col]))
+                rows.append((feats, 0.0, figures[col], MODEL_WEIGHT))
                 meta.append({"name": f"{name}.{file_kind}", "kind": "model", "source": "reference"})
     if not rows:
         return {}, []
@@ -245,7 +249,7 @@ def family_of_class(cls: str) -> str:
 def _errors(rows, meta, design, x) -> List[Dict]:
     """Fit error of every row; leave-one-out error of every whole model."""
     out = []
-    for i, ((feats, constant, y), m) in enumerate(zip(rows, meta)):
+    for i, ((feats, constant, y, _w), m) in enumerate(zip(rows, meta)):
         entry = dict(m, measured=y, fitted=round(predict(feats, constant, x)), error=round(predict(feats, constant, x) / y - 1, 4))
         if m["kind"] == "model":
             others = rows[:i] + rows[i + 1:]
@@ -271,7 +275,7 @@ def fit_lce(builtin: Dict[str, List[float]]) -> Tuple[Dict[str, List[float]], Li
         for kernel, y in (("default", layer[8]), ("indirect", layer[9])):
             if y:
                 feats, constant = design.row(infos, kernel=kernel, float_ops="builtin", fixed=fixed)
-                rows.append((feats, constant, y))
+                rows.append((feats, constant, y, 1.0))
                 meta.append({"name": "bconv {}x{}x{}->{} k{} s{} g{}{}".format(*layer[:7], " chained" if layer[7] else ""),
                              "kind": "layer", "kernel": kernel, "source": "reference"})
     for name, figures in LCE_MODELS.items():
@@ -281,7 +285,7 @@ def fit_lce(builtin: Dict[str, List[float]]) -> Tuple[Dict[str, List[float]], Li
         for kernel, y in (("default", figures[0]), ("indirect", figures[1])):
             if y:
                 feats, constant = design.row(infos, kernel=kernel, float_ops="builtin", fixed=fixed)
-                rows.append((feats, constant, y))
+                rows.append((feats, constant, y, MODEL_WEIGHT))
                 meta.append({"name": name, "kind": "model", "kernel": kernel, "source": "reference"})
     x = nnls_relative(rows, len(design.columns))
     return _classes(design, x), _errors(rows, meta, design, x)

@@ -66,17 +66,17 @@ def family(op: str) -> str:
 
 def _input_bits(info: OpInfo) -> int:
     shape = info.in_shape
-    return shape[1] * shape[2] * info.cin if len(shape) == 4 else 0
+    return shape[1] * shape[2] * (info.cin // max(1, info.groups)) if len(shape) == 4 else 0
 
 
 def cost_class(info: OpInfo, *, kernel: str, float_ops: str) -> Tuple[str, str]:
     """(class, fallback class) of an op: bconv per LCE kernel; float/int8 ops per --float-ops mode."""
     fam = family(info.op)
     if fam == "bconv":
-        # LCE 0.16's indirect aarch64 kernel runs ungrouped layers with a large input 6-8x slower per binary
-        # MAC (reference section 3b and its whole models: every slow layer has H x W x Cin >= 28 x 28 x 128 bits
-        # in, every fast one less, e.g. 28x28x64 in QuickNet at 112x112): its own class
-        if kernel == "indirect" and info.groups == 1 and _input_bits(info) >= INDIRECT_LARGE_INPUT_BITS:
+        # LCE 0.16's indirect aarch64 kernel runs layers with a large input per group 6-8x slower per binary
+        # MAC (reference section 3b and its whole models: every slow layer has H x W x Cin/groups >= 28 x 28 x 128
+        # bits in, every fast one less, e.g. 28x28x64 in QuickNet at 112x112 or 28x28x128 in 4 groups): its own class
+        if kernel == "indirect" and _input_bits(info) >= INDIRECT_LARGE_INPUT_BITS:
             return "bconv.indirect_large", "bconv.indirect_large"
         return f"bconv.{kernel}", f"bconv.{kernel}"
     if fam == "lce_quantize":
