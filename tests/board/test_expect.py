@@ -96,3 +96,20 @@ def test_emulated_or_x86_boards_have_no_expectation(tmp_path, files, machine):
     report, md, _ = _run(tmp_path, machine, files, 100.0)
     assert all(r["expected_ms"] is None and "flag" not in r for r in report.results)
     assert "none here" in md and report.machine["expectation"]
+
+
+@pytest.mark.parametrize("factor, verdict", [(1.0, "meets"), (100.0, "miss")])
+def test_jetson_setup_holds_quicknet_small_against_its_expectation(tmp_path, files, factor, verdict):
+    from lcefr.board.setup import expectation_check
+
+    lce_file = files[0]
+    ms = estimate_file(lce_file, cpu="cortex-a57", ghz=1.479)["ms"]
+    workdir = tmp_path / "lcefr"
+    workdir.mkdir()
+    standin = _standin(tmp_path, {os.path.basename(lce_file): int(factor * (ms["low"] + ms["high"]) / 2 * 1000)})
+    shutil.copy(standin, workdir / "lce_benchmark_model")
+    result = expectation_check(LocalBoard(A57), lce_file, workdir=str(workdir))
+    assert result["status"] == verdict, result
+    assert ("meets its expectation" in result["line"]) == (verdict == "meets")
+    emulated = expectation_check(LocalBoard(dict(A57, emulated={"emulated": True})), lce_file, workdir=str(workdir))
+    assert emulated["status"] == "no expectation" and "emulated" in emulated["line"]
