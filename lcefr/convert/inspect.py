@@ -9,7 +9,7 @@ import numpy as np
 
 from lcefr.runtime import check_tflite
 
-__all__ = ["TfliteReport", "OpRecord", "inspect_tflite", "read_ops"]
+__all__ = ["TfliteReport", "OpRecord", "inspect_tflite", "read_ops", "open_subgraph"]
 
 _FLOAT_MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -71,8 +71,9 @@ def _shape(subgraph, index: int):
     return [int(d) for d in subgraph.Tensors(index).ShapeAsNumpy()] if subgraph.Tensors(index).ShapeLength() else []
 
 
-def read_ops(buffer: bytes) -> List[OpRecord]:
-    """Every operator of the main subgraph with its MAC count where it has one."""
+def open_subgraph(buffer: bytes):
+    """``(schema, subgraph, opcode names, tensor type names)`` of a flatbuffer's main subgraph;
+    ValueError for anything that is not one."""
     schema = _schema()
     check_tflite(buffer)
     try:
@@ -82,6 +83,12 @@ def read_ops(buffer: bytes) -> List[OpRecord]:
     except Exception as err:  # a truncated or foreign file fails deep inside flatbuffers
         raise ValueError(f"not a TFLite flatbuffer ({err.__class__.__name__})") from None
     dtypes = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    return schema, subgraph, names, dtypes
+
+
+def read_ops(buffer: bytes) -> List[OpRecord]:
+    """Every operator of the main subgraph with its MAC count where it has one."""
+    _schema_module, subgraph, names, dtypes = open_subgraph(buffer)
     records = []
     for i in range(subgraph.OperatorsLength()):
         op = subgraph.Operators(i)

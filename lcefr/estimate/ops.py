@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
-from lcefr.convert.inspect import _opcode_names, _shape
-from lcefr.runtime import check_tflite
+from lcefr.convert.inspect import _shape, open_subgraph
 
 __all__ = ["OpInfo", "read_op_infos", "has_grouped_bconv"]
 
@@ -54,12 +53,6 @@ def _prod(shape: List[int]) -> int:
     return out if shape else 0
 
 
-def _schema():
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    return schema
-
-
 def _options(schema, op, cls_name: str):
     table = op.BuiltinOptions()
     if table is None:
@@ -73,15 +66,7 @@ def read_op_infos(buffer: bytes) -> List[OpInfo]:
     """Every operator of the main subgraph, in execution order."""
     from flatbuffers import flexbuffers
 
-    schema = _schema()
-    check_tflite(buffer)
-    try:
-        model = schema.Model.GetRootAsModel(buffer, 0)
-        subgraph = model.Subgraphs(0)
-        names = _opcode_names(schema, model)
-    except Exception as err:  # a truncated or foreign file fails deep inside flatbuffers
-        raise ValueError(f"not a TFLite flatbuffer ({err.__class__.__name__})") from None
-    dtypes = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    schema, subgraph, names, dtypes = open_subgraph(buffer)
     infos = []
     for i in range(subgraph.OperatorsLength()):
         op = subgraph.Operators(i)
