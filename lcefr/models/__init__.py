@@ -30,6 +30,7 @@ _FAMILY_MODULES = (
     "quicknet",
     "binary_densenet",
     "binaryfacenet",
+    "binaryfacenet2",
     "iresnet",
     "adabin_resnet",
     "mobilefacenet",
