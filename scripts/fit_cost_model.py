@@ -136,13 +136,15 @@ class Design:
         self.columns: List[Tuple[str, int]] = []
         self.index: Dict[Tuple[str, int], int] = {}
 
-    def row(self, infos: List[OpInfo], *, kernel: str, float_ops: str, fixed=None) -> Tuple[Dict[int, float], float]:
-        """Sparse features of the fitted classes, and the cost of ops priced by ``fixed`` (already fitted)."""
+    def row(self, infos: List[OpInfo], *, kernel: str, float_ops: str, fixed=None,
+            fit=("bconv", "lce_quantize")) -> Tuple[Dict[int, float], float]:
+        """Sparse features of the classes being fitted (prefixes ``fit``), and the cost of the other ops
+        priced by ``fixed`` (already fitted); without ``fixed`` every op's class is fitted."""
         feats: Dict[int, float] = {}
         constant = 0.0
         for info in infos:
             cls, fallback = cost_class(info, kernel=kernel, float_ops=float_ops)
-            if fixed is not None and not cls.startswith(("bconv", "lce_quantize")):
+            if fixed is not None and not cls.startswith(fit):
                 constant += fixed(info)
                 continue
             vec = features(info)
@@ -201,24 +203,35 @@ def load_counts() -> List[Dict]:
     return rows
 
 
-def fit_float(counts: List[Dict], file_kind: str, mode: str) -> Tuple[Dict[str, List[float]], List[Dict]]:
+def fit_float(counts: List[Dict], file_kind: str, mode: str, float_classes=None) -> Tuple[Dict[str, List[float]], List[Dict]]:
     """Float or int8 classes of one --float-ops mode from the measured layers and models (and the
-    reference's XNNPACK model figures)."""
+    reference's XNNPACK model figures). For int8 files, ``float_classes`` price the ops that stay
+    float there (SIGN), so only the int8 classes are fitted."""
+    fixed = None
+    if float_classes is not None:
+        from lcefr.estimate.model import Coefficients
+
+        priced = Coefficients({"classes": {k: {"values": v} for k, v in float_classes.items()}, "cpus": {}})
+
+        def fixed(info):
+            return priced.op_cost(info, kernel="default", float_ops=mode)[0]
+
     design = Design()
     rows, meta = [], []
     for row in counts:
         if row["file_kind"] != file_kind or row["float_ops"] != mode:
             continue
-        feats, _ = design.row(_file_infos(row["path"]), kernel="default", float_ops=mode)
-        rows.append((feats, 0.0, float(row["instructions"]), MODEL_WEIGHT if row["kind"] == "model" else 1.0))
+        feats, constant = design.row(_file_infos(row["path"]), kernel="default", float_ops=mode, fixed=fixed, fit=("int8.",))
+        rows.append((feats, constant, float(row["instructions"]), MODEL_WEIGHT if row["kind"] == "model" else 1.0))
         meta.append({"name": row["name"], "kind": row["kind"], "source": "a57_counts.json"})
     if mode == "xnnpack":
         col = 2 if file_kind == "float" else 3
-        measured = {m["name"] for m in meta if m["kind"] == "model"}
-        for name, figures in LCE_MODELS.items():
-            if figures[col] and not name.startswith("zoo") and f"{name}.{file_kind}" not in measured:
-                feats, _ = design.row(_file_infos(registry_file(name, file_kind)), kernel="default", float_ops=mode)
-                rows.append((feats, 0.0, figures[col], MODEL_WEIGHT))
+        measured = {m["name"].split(".")[0] for m in meta if m["kind"] == "model"}
+        for name, figures in LCE_MODELS.items():  # the reference's figure where this model was not measured here
+            if figures[col] and not name.startswith("zoo") and name not in measured:
+                feats, constant = design.row(_file_infos(registry_file(name, file_kind)), kernel="default", float_ops=mode,
+                                             fixed=fixed, fit=("int8.",))
+                rows.append((feats, constant, figures[col], MODEL_WEIGHT))
                 meta.append({"name": f"{name}.{file_kind}", "kind": "model", "source": "reference"})
     if not rows:
         return {}, []
@@ -321,7 +334,8 @@ def main(argv=None) -> int:
     fits: Dict[str, List[Dict]] = {}
     for file_kind in ("float", "int8"):
         for mode in ("xnnpack", "builtin"):
-            fitted, report = fit_float(counts, file_kind, mode)
+            floats = {k: v for k, v in classes.items() if k.startswith(f"float.{mode}.")} if file_kind == "int8" else None
+            fitted, report = fit_float(counts, file_kind, mode, floats)
             classes.update(fitted)
             if report:
                 fits[f"{file_kind}.{mode}"] = report

@@ -25,6 +25,7 @@ COEFFICIENTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "da
 FEATURES = {
     "bconv": ("binary_macs", "float_out", "packed_out", "im2col_words", "op"),
     "conv": ("macs", "out", "in", "op"),
+    "conv_grouped": ("macs", "out", "in", "op"),
     "depthwise": ("macs", "out", "op"),
     "fc": ("macs", "out", "op"),
     "pool": ("window_elements", "op"),
@@ -83,6 +84,8 @@ def cost_class(info: OpInfo, *, kernel: str, float_ops: str) -> Tuple[str, str]:
         return "lce_quantize", "lce_quantize"
     kind = "int8" if info.quantized else "float"
     name = info.op.lower() if fam in ("elementwise", "copy", "pool", "mean") else fam
+    if fam == "conv" and info.groups > 1:  # grouped: TFLite's builtin kernels take a slow path (BinaryFaceNet)
+        name = "conv_grouped"
     return f"{kind}.{float_ops}.{name}", f"{kind}.{float_ops}.{fam}"
 
 
