@@ -11,6 +11,7 @@ from lcefr.board.lce import BenchOptions, bench_host, write_reports
 from lcefr.board.ssh import SSHTarget
 from lcefr.estimate import estimate_file
 
+pytestmark = pytest.mark.slow  # converts quicknet_small (LCE and float) when build/models lacks them
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 A57 = {"arch": "aarch64", "cpu": "Cortex-A57", "cores": 4, "board": "NVIDIA Jetson Nano Developer Kit", "glibc": "2.27",
        "python": "3.6.9", "clocks": {"cpu0": 1479000, "cpu3": 1479000}, "taskset": True, "timeout": True,

@@ -51,6 +51,7 @@ def test_float_files_within_20_percent_of_the_reference():
         assert abs(row["instructions"] / FLOAT_FIGURES[name] - 1) <= 0.20, (name, row["instructions"])
 
 
+@pytest.mark.slow
 def test_ms_and_fps_follow_the_ipc_range_and_clock():
     path = _file("quicknet_small", "lce")
     a57, fast, a72 = _estimate(path)[0], _estimate("--ghz", "2.86", path)[0], _estimate("--cpu", "cortex-a72", path)[0]
@@ -62,6 +63,7 @@ def test_ms_and_fps_follow_the_ipc_range_and_clock():
     assert 0.5 < ipc_low < 1.3
 
 
+@pytest.mark.slow
 def test_per_layer_shares_add_up_and_name_the_kernel():
     (row,) = _estimate("--per-layer", "--kernel", "indirect", _file("quicknet_small", "lce"))
     layers = row["layers"]
