@@ -3,10 +3,10 @@
 Designed with ``lcefr estimate --cpu cortex-a57 --per-layer`` (issue 25; docs/binaryfacenet2.md):
 a 112x112x3 face goes through
 
-* a full-precision patchify stem (4x4 stride-4 conv -> BatchNorm -> ReLU, 112 -> 28x28),
+* a full-precision patchify stem (4x4 stride-4 conv -> BatchNorm, 112 -> 28x28),
 * a binary 3x3 stride-2 transition (28x28 -> 14x14, ``width`` channels),
-* ``blocks`` residual pairs at 14x14: binary 3x3 conv -> BatchNorm -> binary 3x3 conv (ReLU)
-  -> BatchNorm, plus the identity. The first conv of a pair feeds the second one's sign
+* ``blocks`` residual pairs at 14x14: binary 3x3 conv -> BatchNorm -> binary 3x3 conv
+  -> BatchNorm, plus the identity (Bi-Real style, no ReLU). The first conv of a pair feeds the second one's sign
   quantizer directly, so LCE writes its output bitpacked and needs no LceQuantize in between,
 * a binary 3x3 stride-2 downsample to 7x7 (``out_width`` channels),
 * a full-precision global depthwise 7x7 conv (GDC, as in MobileFaceNet), then the 128-D FC.
@@ -30,7 +30,7 @@ def _bn(name: str, **kw):
     return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name, **kw)
 
 
-def _bconv(filters: int, *, strides: int = 1, activation=None, name: str):
+def _bconv(filters: int, *, strides: int = 1, name: str):
     """Sign-quantized, one-padded, non-grouped binary 3x3 conv (-> LceBconv2d, default kernel)."""
     return lq.layers.QuantConv2D(
         filters,
@@ -39,7 +39,6 @@ def _bconv(filters: int, *, strides: int = 1, activation=None, name: str):
         padding="same",
         pad_values=1.0,
         use_bias=False,
-        activation=activation,
         input_quantizer=lq.quantizers.SteSign(clip_value=1.25),
         kernel_quantizer=lq.quantizers.SteSign(clip_value=1.25),
         kernel_constraint=lq.constraints.WeightClip(clip_value=1.25),
@@ -49,11 +48,13 @@ def _bconv(filters: int, *, strides: int = 1, activation=None, name: str):
 
 
 def _residual_pair(x, *, name: str):
-    """bconv -> BN -> bconv(ReLU) -> BN, plus the identity; the first conv's output is bitpacked in LCE."""
+    """bconv -> BN -> bconv -> BN, plus the identity (Bi-Real style: the sign is the only nonlinearity;
+    a ReLU would make the residual stream non-negative and every sign +1). The first conv's output is
+    bitpacked in LCE."""
     filters = int(x.shape[-1])
     y = _bconv(filters, name=f"{name}a_conv")(x)
     y = _bn(f"{name}a_bn")(y)
-    y = _bconv(filters, activation="relu", name=f"{name}b_conv")(y)
+    y = _bconv(filters, name=f"{name}b_conv")(y)
     y = _bn(f"{name}b_bn")(y)
     return tf.keras.layers.Add(name=f"{name}add")([x, y])
 
@@ -83,18 +84,18 @@ def build_binaryfacenet2(
     if h % 16 or w % 16:
         raise ValueError(f"BinaryFaceNet2 needs input sides that are multiples of 16 (112x112), got {(h, w)}")
     inputs = tf.keras.Input(shape=tuple(input_shape), name="face")
-    # float stem: one 4x4/4 patchify conv, the cheapest way to 28x28 (XNNPACK ~0.33 instr/MAC)
+    # float stem: one 4x4/4 patchify conv, the cheapest way to 28x28 (XNNPACK ~0.33 instr/MAC); no
+    # activation: its only consumer is a sign quantizer (a ReLU there would binarize everything to +1)
     x = tf.keras.layers.Conv2D(stem_filters, 4, strides=4, use_bias=False, kernel_initializer="he_normal",
                                name="stem_conv")(inputs)
     x = _bn("stem_bn")(x)
-    x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
     # binary downsample 28 -> 14, float output (it is the first residual's identity)
-    x = _bconv(width, strides=2, activation="relu", name="down1_conv")(x)
+    x = _bconv(width, strides=2, name="down1_conv")(x)
     x = _bn("down1_bn")(x)
     for i in range(blocks):
         x = _residual_pair(x, name=f"block{i + 1}_")
     # binary downsample 14 -> 7
-    x = _bconv(out_width, strides=2, activation="relu", name="down2_conv")(x)
+    x = _bconv(out_width, strides=2, name="down2_conv")(x)
     x = _bn("down2_bn")(x)
     # head: global depthwise conv over the whole map, then the embedding FC
     x = tf.keras.layers.DepthwiseConv2D(tuple(x.shape[1:3]), padding="valid", use_bias=False,

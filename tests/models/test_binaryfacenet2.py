@@ -52,6 +52,7 @@ def test_tiny_embeds(tiny):
     x = np.random.default_rng(0).uniform(-1, 1, (2, 112, 112, 3)).astype("float32")
     out = tiny(x, training=False).numpy()
     assert out.shape == (2, 128) and np.isfinite(out).all()
+    assert np.std(out, axis=0).max() > 0, "the embedding does not depend on the face"
 
 
 def test_input_sides_must_divide_by_16():
