@@ -104,7 +104,8 @@ def read_ops(buffer: bytes) -> List[OpRecord]:
                 x_words = _shape(subgraph, int(inputs[0]))[3]
                 groups = max(1, x_words // max(1, w[3]))
                 cin = _bconv_channels_in(op) // groups
-            macs = int(np.prod(out_shape[:3])) * out_shape[3] * w[1] * w[2] * cin
+            # output channels from the weights (OHWI): a bitpacked output's last dim counts 32-bit words
+            macs = int(np.prod(out_shape[:3])) * w[0] * w[1] * w[2] * cin
         elif name == "DEPTHWISE_CONV_2D" and out_shape and len(inputs) > 1:
             w = _shape(subgraph, int(inputs[1]))  # 1HWC
             macs = int(np.prod(out_shape)) * w[1] * w[2]

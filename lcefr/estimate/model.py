@@ -93,10 +93,12 @@ def features(info: OpInfo) -> List[float]:
     fam = family(info.op)
     out, inp = float(info.out_elements), float(info.in_elements)
     if fam == "bconv":
-        m = info.out_elements / max(1, info.cout)
+        # output elements in channels, also where the tensor is bitpacked (its last dim counts 32-bit words)
+        pixels = float(info.out_shape[1] * info.out_shape[2]) if len(info.out_shape) == 4 else 0.0
+        channels = pixels * info.cout
         depth_words = info.kernel[0] * info.kernel[1] * (info.cin // max(1, info.groups)) / 32.0
-        return [float(info.macs), 0.0 if info.bitpacked_out else out, out if info.bitpacked_out else 0.0,
-                m * depth_words * info.groups, 1.0]
+        return [float(info.macs), 0.0 if info.bitpacked_out else channels, channels if info.bitpacked_out else 0.0,
+                pixels * depth_words * info.groups, 1.0]
     if fam == "conv":
         return [float(info.macs), out, inp, 1.0]
     if fam in ("depthwise", "fc"):
