@@ -5,11 +5,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List
 
-import numpy as np
-
 from lcefr.runtime import check_tflite
 
-__all__ = ["TfliteReport", "OpRecord", "inspect_tflite", "read_ops", "open_subgraph"]
+__all__ = ["TfliteReport", "OpRecord", "OpInfo", "inspect_tflite", "read_ops", "read_op_infos", "open_subgraph"]
 
 _FLOAT_MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -86,45 +84,114 @@ def open_subgraph(buffer: bytes):
     return schema, subgraph, names, dtypes
 
 
-def read_ops(buffer: bytes) -> List[OpRecord]:
-    """Every operator of the main subgraph with its MAC count where it has one."""
-    _schema_module, subgraph, names, dtypes = open_subgraph(buffer)
-    records = []
+@dataclass
+class OpInfo:
+    index: int
+    op: str
+    in_shape: List[int] = field(default_factory=list)
+    out_shape: List[int] = field(default_factory=list)
+    in_dtype: str = ""
+    out_dtype: str = ""
+    kernel: List[int] = field(default_factory=list)  # [kh, kw]
+    stride: int = 1
+    groups: int = 1
+    cin: int = 0
+    cout: int = 0
+    macs: int = 0
+    #: LceBconv2d writes bitpacked int32 words (it feeds another binary layer)
+    bitpacked_out: bool = False
+
+    @property
+    def out_elements(self) -> int:
+        return _prod(self.out_shape)
+
+    @property
+    def in_elements(self) -> int:
+        return _prod(self.in_shape)
+
+    @property
+    def quantized(self) -> bool:
+        return self.in_dtype in ("INT8", "UINT8") or self.out_dtype in ("INT8", "UINT8")
+
+    def shape_text(self) -> str:
+        return "x".join(map(str, self.in_shape[1:])) + "->" + "x".join(map(str, self.out_shape[1:]))
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+def _prod(shape: List[int]) -> int:
+    out = 1
+    for d in shape:
+        out *= max(1, int(d))
+    return out if shape else 0
+
+
+def _options(schema, op, cls_name: str):
+    table = op.BuiltinOptions()
+    if table is None:
+        return None
+    opts = getattr(schema, cls_name)()
+    opts.Init(table.Bytes, table.Pos)
+    return opts
+
+
+def read_op_infos(buffer: bytes) -> List[OpInfo]:
+    """Every operator of the main subgraph, in execution order."""
+    from flatbuffers import flexbuffers
+
+    schema, subgraph, names, dtypes = open_subgraph(buffer)
+    infos = []
     for i in range(subgraph.OperatorsLength()):
         op = subgraph.Operators(i)
         name = names[op.OpcodeIndex()]
-        inputs = op.InputsAsNumpy() if op.InputsLength() else np.array([], dtype=int)
-        outputs = op.OutputsAsNumpy() if op.OutputsLength() else np.array([], dtype=int)
-        out_shape = _shape(subgraph, int(outputs[0])) if len(outputs) else None
-        macs = 0
-        if name in ("CONV_2D", "LceBconv2d") and out_shape and len(inputs) > 1:
-            w = _shape(subgraph, int(inputs[1]))  # OHWI; for LceBconv2d I is in bitpacked words
-            cin = w[3]
-            if name == "LceBconv2d":
-                x_words = _shape(subgraph, int(inputs[0]))[3]
-                groups = max(1, x_words // max(1, w[3]))
-                cin = _bconv_channels_in(op) // groups
-            # output channels from the weights (OHWI): a bitpacked output's last dim counts 32-bit words
-            macs = int(np.prod(out_shape[:3])) * w[0] * w[1] * w[2] * cin
-        elif name == "DEPTHWISE_CONV_2D" and out_shape and len(inputs) > 1:
-            w = _shape(subgraph, int(inputs[1]))  # 1HWC
-            macs = int(np.prod(out_shape)) * w[1] * w[2]
-        elif name == "FULLY_CONNECTED" and out_shape and len(inputs) > 1:
-            w = _shape(subgraph, int(inputs[1]))  # [units, in]
-            macs = int(np.prod(out_shape)) * w[1]
-        out_dtype = dtypes.get(subgraph.Tensors(int(outputs[0])).Type(), "") if len(outputs) else ""
-        records.append(OpRecord(name=name, macs=macs, output_dtype=out_dtype))
-    return records
+        inputs = [int(t) for t in op.InputsAsNumpy()] if op.InputsLength() else []
+        outputs = [int(t) for t in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        info = OpInfo(index=i, op=name)
+        if inputs and inputs[0] >= 0:
+            info.in_shape = _shape(subgraph, inputs[0]) or []
+            info.in_dtype = dtypes.get(subgraph.Tensors(inputs[0]).Type(), "")
+        if outputs:
+            info.out_shape = _shape(subgraph, outputs[0]) or []
+            info.out_dtype = dtypes.get(subgraph.Tensors(outputs[0]).Type(), "")
+        weights = _shape(subgraph, inputs[1]) if len(inputs) > 1 and inputs[1] >= 0 else None
+        out = info.out_shape
+        if name == "CONV_2D" and weights and len(out) == 4:
+            opts = _options(schema, op, "Conv2DOptions")
+            info.kernel, info.cin, info.cout = [weights[1], weights[2]], weights[3], out[3]
+            info.stride = opts.StrideH() if opts else 1
+            info.groups = max(1, info.in_shape[3] // max(1, weights[3])) if len(info.in_shape) == 4 else 1
+            info.macs = _prod(out) * weights[1] * weights[2] * weights[3]
+        elif name == "DEPTHWISE_CONV_2D" and weights and len(out) == 4:
+            opts = _options(schema, op, "DepthwiseConv2DOptions")
+            info.kernel, info.cin, info.cout = [weights[1], weights[2]], info.in_shape[3], out[3]
+            info.stride = opts.StrideH() if opts else 1
+            info.groups = info.cin
+            info.macs = _prod(out) * weights[1] * weights[2]
+        elif name == "FULLY_CONNECTED" and weights:
+            info.cin, info.cout = weights[1], weights[0]
+            info.macs = _prod(out) * weights[1]
+        elif name == "LceBconv2d" and weights and len(out) == 4:
+            raw = op.CustomOptionsAsNumpy() if op.CustomOptionsLength() else None
+            opts = flexbuffers.Loads(bytes(raw)) if raw is not None else {}
+            cin = int(opts.get("channels_in", 0)) or weights[3] * 32
+            words_in = info.in_shape[3] if len(info.in_shape) == 4 else weights[3]
+            info.groups = max(1, words_in // max(1, weights[3]))
+            info.kernel, info.cin, info.cout = [weights[1], weights[2]], cin, weights[0]
+            info.stride = int(opts.get("stride_height", 1))
+            info.bitpacked_out = info.out_dtype == "INT32"
+            info.macs = out[0] * out[1] * out[2] * weights[0] * weights[1] * weights[2] * (cin // info.groups)
+        elif name in ("MAX_POOL_2D", "AVERAGE_POOL_2D", "LceBMaxPool2d"):
+            opts = _options(schema, op, "Pool2DOptions") if name != "LceBMaxPool2d" else None
+            if opts is not None:
+                info.kernel, info.stride = [opts.FilterHeight(), opts.FilterWidth()], opts.StrideH()
+        infos.append(info)
+    return infos
 
 
-def _bconv_channels_in(op) -> int:
-    """``channels_in`` from the LceBconv2d custom options (a flexbuffer map)."""
-    from flatbuffers import flexbuffers
-
-    raw = op.CustomOptionsAsNumpy() if op.CustomOptionsLength() else None
-    if raw is None:
-        return 0
-    return int(flexbuffers.Loads(bytes(raw)).get("channels_in", 0))
+def read_ops(buffer: bytes) -> List[OpRecord]:
+    """Every operator of the main subgraph with its MAC count where it has one."""
+    return [OpRecord(name=info.op, macs=info.macs, output_dtype=info.out_dtype) for info in read_op_infos(buffer)]
 
 
 def inspect_tflite(buffer: bytes) -> TfliteReport:
