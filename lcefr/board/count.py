@@ -7,8 +7,11 @@ package of the installed qemu). Instructions per inference = (count of 1 + K inf
 inference) / K, which removes start-up, loading and the first inference. Runs are single-threaded
 with Python's hash seed and OpenBLAS's thread pool fixed, so counts repeat to well under 0.1%.
 
-Float and int8 files run on the rootfs's tflite-runtime, with XNNPACK (``xnnpack``) or TFLite's
-builtin kernels (``builtin``); LCE files need an aarch64 ``lce_benchmark_model``. Counts are not
+Float and int8 files run on one of the rootfs's two runtimes (``--runtime``), with XNNPACK
+(``xnnpack``) or TFLite's builtin kernels (``builtin``): tflite-runtime 2.14, whose aarch64 wheel
+hands only float ops to XNNPACK, or ai-edge-litert 1.4, which hands int8 ops to XNNPACK too.
+``auto`` counts int8 files on ai-edge-litert and float files on tflite-runtime, each file on the
+runtime that runs it fastest on a board. LCE files need an aarch64 ``lce_benchmark_model``. Counts are not
 cycles: an A57 retires about 0.9-1.3 of these per cycle on such code (docs/emulated-board.md).
 """
 from __future__ import annotations
@@ -24,11 +27,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 from lcefr.board import emulate
 from lcefr.runtime import is_lce_model, model_name
 
-__all__ = ["CPUS", "FLOAT_OPS", "plugin_library", "count_file", "count_files", "CountError"]
+__all__ = ["CPUS", "FLOAT_OPS", "RUNTIMES", "plugin_library", "count_file", "count_files", "guest_env", "runtime_for",
+           "CountError"]
 
 #: qemu CPU models lcefr counts on (all ARMv8.0 but ``max``)
 CPUS = ("cortex-a57", "cortex-a53", "cortex-a72", "max")
 FLOAT_OPS = ("xnnpack", "builtin")
+#: ``--runtime`` of float / int8 files; ``auto``: int8 files on ai-edge-litert, float files on tflite-runtime
+RUNTIMES = ("auto", "tflite-runtime", "ai-edge-litert")
 PLUGIN_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native", "insn_count.c")
 GUEST_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "count_guest.py")
 QEMU = "/usr/bin/qemu-aarch64"
@@ -102,7 +108,7 @@ def plugin_library(paths: emulate.BoardPaths, say: Callable[[str], None] = lambd
     return library
 
 
-def _guest_env(extra_path: str) -> Dict[str, str]:
+def guest_env(extra_path: str) -> Dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/root", "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
             "PYTHONPATH": f"{emulate.GUEST_SITE}:{extra_path}"}
@@ -148,6 +154,15 @@ def _guest_program(rootfs: str, path: str) -> List[str]:
     return []
 
 
+def runtime_for(buffer: bytes, runtime: str = "auto") -> str:
+    """The board runtime a float / int8 flatbuffer is counted on."""
+    if runtime != "auto":
+        return runtime
+    from lcefr.convert.inspect import read_op_infos
+
+    return "ai-edge-litert" if any(info.quantized for info in read_op_infos(buffer)) else "tflite-runtime"
+
+
 def _row(path: str, runtime: str, kernel: str, float_ops: str, cpu: str, runs: int) -> Dict:
     return {"model": model_name(path), "file": os.path.abspath(path), "runtime": runtime, "kernel": kernel,
             "float_ops": float_ops, "cpu": cpu, "instructions": None, "runs": runs, "counts": None, "status": "ok",
@@ -156,11 +171,18 @@ def _row(path: str, runtime: str, kernel: str, float_ops: str, cpu: str, runs: i
 
 def count_file(path: str, *, cpu: str = "cortex-a57", runs: int = 2, float_ops: str = "xnnpack", kernel: str = "auto",
                lce_benchmark: Optional[str] = None, paths: Optional[emulate.BoardPaths] = None,
-               plugin: Optional[str] = None, timeout: float = 1800) -> Dict:
-    """One row: instructions per inference of ``path`` on ``cpu`` (never raises for a model problem)."""
+               plugin: Optional[str] = None, timeout: float = 1800, runtime: str = "auto") -> Dict:
+    """One row: instructions per inference of ``path`` on ``cpu`` (never raises for a model problem).
+
+    ``runtime`` (float / int8 files): one of :data:`RUNTIMES`; the row's ``runtime`` is the module
+    that ran (``tflite_runtime`` or ``ai_edge_litert``).
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     paths = paths or emulate.board_paths()
     with open(path, "rb") as f:
-        lce = is_lce_model(f.read())
+        buffer = f.read()
+    lce = is_lce_model(buffer)
     if lce and not lce_benchmark:
         row = _row(path, "lce_benchmark_model", "default" if kernel == "auto" else kernel, float_ops, cpu, runs)
         row["status"], row["error"] = "skipped", LCE_HINT
@@ -173,14 +195,15 @@ def count_file(path: str, *, cpu: str = "cortex-a57", runs: int = 2, float_ops: 
         shutil.copy(path, os.path.join(stage, "model.tflite"))
         if lce:
             return _count_lce(path, stage, guest, rootfs, plugin, cpu, runs, float_ops, kernel, lce_benchmark, timeout)
-        row = _row(path, "tflite_runtime", float_ops, float_ops, cpu, runs)
+        chosen = runtime_for(buffer, runtime)
+        row = _row(path, chosen.replace("-", "_"), float_ops, float_ops, cpu, runs)
         shutil.copy(GUEST_SCRIPT, os.path.join(stage, "count_guest.py"))
         python = os.path.join(rootfs, emulate.GUEST_PYTHON.lstrip("/"))
-        env = _guest_env(guest)
+        env = guest_env(guest)
 
         def argv(n: int) -> List[str]:
             return [python, "-s", f"{guest}/count_guest.py", "--model", f"{guest}/model.tflite", "--runs", str(n),
-                    "--float-ops", float_ops]
+                    "--float-ops", float_ops, "--runtime", chosen]
 
         try:
             one, _ = _count(rootfs, plugin, cpu, argv(1), env, timeout)
@@ -209,7 +232,7 @@ def _count_lce(path, stage, guest, rootfs, plugin, cpu, runs, float_ops, kernel,
         row["status"], row["error"] = "failed", str(err)
         return row
     program = (program + [f"{guest}/lce_benchmark_model"]) if program else [os.path.join(stage, "lce_benchmark_model")]
-    env = _guest_env(guest)
+    env = guest_env(guest)
     for name in kernels:
         row.update(kernel=name, status="ok", error=None)
 
@@ -236,7 +259,7 @@ def _count_lce(path, stage, guest, rootfs, plugin, cpu, runs, float_ops, kernel,
 
 def count_files(files: Sequence[str], *, cpu: str = "cortex-a57", runs: int = 2, float_ops: str = "xnnpack",
                 kernel: str = "auto", lce_benchmark: Optional[str] = None, progress: Callable[[str], None] = lambda _m: None,
-                paths: Optional[emulate.BoardPaths] = None) -> List[Dict]:
+                paths: Optional[emulate.BoardPaths] = None, runtime: str = "auto") -> List[Dict]:
     """Rows for ``files``; builds the rootfs and the plugin first when missing (CannotEmulate/BoardError)."""
     paths = paths or emulate.board_paths()
     emulate.prepare(paths, progress)
@@ -246,5 +269,5 @@ def count_files(files: Sequence[str], *, cpu: str = "cortex-a57", runs: int = 2,
     for path in files:
         progress(f"counting {os.path.basename(path)} on {cpu}")
         rows.append(count_file(path, cpu=cpu, runs=runs, float_ops=float_ops, kernel=kernel, lce_benchmark=lce_benchmark,
-                               paths=paths, plugin=plugin))
+                               paths=paths, plugin=plugin, runtime=runtime))
     return rows

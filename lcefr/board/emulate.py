@@ -48,14 +48,18 @@ GUEST_PYTHON = "/usr/bin/python3.11"
 GUEST_SITE = f"{BOARD_VENV}/lib/python3.11/site-packages"
 MARKER = "/etc/lcefr-emulated-board"
 #: bump when the recipe below changes: an older tarball is then rebuilt, never reused
-RECIPE = 1
+RECIPE = 2
 #: host packages and the file each one provides
 HOST_PACKAGES = {"qemu-user-static": "/usr/bin/qemu-aarch64-static", "qemu-user": "/usr/bin/qemu-aarch64",
                  "binfmt-support": "/usr/sbin/update-binfmts", "debootstrap": "/usr/sbin/debootstrap",
                  "zstd": "/usr/bin/zstd"}
 ROOTFS_PACKAGES = ("python3", "python3-venv", "openssh-server", "ca-certificates", "wget")
-#: the board's Python runtime, as aarch64 wheels downloaded by the host's pip
-RUNTIME_REQUIREMENTS = ("tflite-runtime==2.14.0", "numpy<2")
+#: the board's Python runtimes, as aarch64 wheels downloaded by the host's pip: tflite-runtime 2.14
+#: (its XNNPACK takes float ops only) and ai-edge-litert 1.4 (XNNPACK takes int8 ops too; 2.x
+#: segfaults under qemu 7.2)
+RUNTIME_REQUIREMENTS = ("tflite-runtime==2.14.0", "ai-edge-litert==1.4.0", "numpy<2")
+#: import names of those runtimes: a rootfs without one of them is rebuilt
+RUNTIME_MODULES = ("tflite_runtime", "ai_edge_litert")
 WHEEL_PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 NOT_RUNNING = "the emulated board is not running: start it with make board-emu (or lcefr board emulate up)"
@@ -323,8 +327,9 @@ def _remove_tree(path: str) -> None:
 
 
 def _rootfs_complete(root: str) -> bool:
-    return os.path.isfile(os.path.join(root, MARKER.lstrip("/"))) and os.path.exists(
-        os.path.join(root, GUEST_SITE.lstrip("/"), "tflite_runtime"))
+    site = os.path.join(root, GUEST_SITE.lstrip("/"))
+    return os.path.isfile(os.path.join(root, MARKER.lstrip("/"))) and all(
+        os.path.exists(os.path.join(site, module)) for module in RUNTIME_MODULES)
 
 
 def _download_wheels(dest: str, log: str) -> List[str]:
@@ -367,8 +372,8 @@ def build_rootfs(paths: BoardPaths, say: Callable[[str], None]) -> None:
     _run(["chroot", work, "/usr/bin/python3", "-m", "venv", BOARD_VENV], env=env, log=paths.log, what="python3 -m venv")
     _run(["chroot", work, BOARD_PYTHON, "-m", "pip", "install", "-q", "--no-index", "--find-links", "/tmp/lcefr-wheels",
           *RUNTIME_REQUIREMENTS], env=env, log=paths.log, what="pip install on the board")
-    _run(["chroot", work, BOARD_PYTHON, "-c", "import tflite_runtime.interpreter, numpy"], env=env, log=paths.log,
-         what="import tflite_runtime on the board")
+    _run(["chroot", work, BOARD_PYTHON, "-c", "import tflite_runtime.interpreter, ai_edge_litert.interpreter, numpy"], env=env,
+         log=paths.log, what="import tflite_runtime and ai_edge_litert on the board")
     shutil.rmtree(guest_wheels, ignore_errors=True)
     for leftover in glob.glob(os.path.join(work, "var/cache/apt/archives/*.deb")) + glob.glob(
             os.path.join(work, "etc/ssh/ssh_host_*")):

@@ -56,12 +56,17 @@ def _table(rows, host=None):
                    "on the emulated board's rootfs; root, builds it on first use).")
 @click.option("--float-ops", type=click.Choice(["xnnpack", "builtin"]), default="xnnpack", show_default=True,
               help="With --emulate: float/int8 ops on XNNPACK or on TFLite's builtin kernels.")
+@click.option("--interpreter", type=click.Choice(["auto", "tflite-runtime", "ai-edge-litert"]), default="auto",
+              show_default=True,
+              help="With --emulate: the board's Python runtime for float/int8 files. auto: int8 files on "
+                   "ai-edge-litert (its XNNPACK runs int8 ops; tflite-runtime 2.14's aarch64 wheel leaves them "
+                   "to builtin kernels), float files on tflite-runtime.")
 @click.option("--trt-onnx", "trt_onnx", multiple=True, metavar="FILE",
               help="With --remote: also build the TensorRT plugin on the board and time this onnx-binary graph "
                    "(convert --to onnx-binary --domain trt) on its GPU, FP32 and FP16, in the same report (repeatable).")
 @json_option
 def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_python, core, lce_benchmark, runtime,
-          timeout, tegrastats, reports, known_hosts, emulate_cpu, float_ops, trt_onnx, as_json):
+          timeout, tegrastats, reports, known_hosts, emulate_cpu, float_ops, interpreter, trt_onnx, as_json):
     """Time FILES (.tflite) and print latency and FPS per model.
 
     \b
@@ -75,8 +80,8 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
     its GPU with trtexec (rows "tensorrt", plugin-fp32/plugin-fp16) after the .tflite rows.
     --remote emulated: the emulated Cortex-A57 board of `lcefr board emulate up` (make board-emu).
     --emulate cortex-a57: instructions per inference under qemu, (count of 1+K runs - count of 1) / K;
-    float/int8 files on the board's tflite-runtime, LCE files with --lce-benchmark (an aarch64
-    lce_benchmark_model on this machine), else a "skipped" row.
+    float files on the board's tflite-runtime, int8 files on its ai-edge-litert (--interpreter), LCE
+    files with --lce-benchmark (an aarch64 lce_benchmark_model on this machine), else a "skipped" row.
     """
     from lcefr.runtime import check_tflite
 
@@ -97,7 +102,7 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
     if emulate_cpu:
         if remotes:
             raise CliError("--emulate counts on this machine: drop --remote")
-        failed = _emulate(files, emulate_cpu, runs or 2, float_ops, kernel, lce_benchmark, as_json)
+        failed = _emulate(files, emulate_cpu, runs or 2, float_ops, kernel, lce_benchmark, as_json, interpreter)
     elif remotes:
         runs = runs or 20
         if key and not os.path.isfile(key):
@@ -121,7 +126,7 @@ def bench(files, threads, runs, warmup, kernel, remotes, port, key, remote_pytho
         sys.exit(1)
 
 
-def _emulate(files, cpu, runs, float_ops, kernel, lce_benchmark, as_json):
+def _emulate(files, cpu, runs, float_ops, kernel, lce_benchmark, as_json, interpreter="auto"):
     from lcefr.board import count, emulate
 
     if lce_benchmark and not os.path.isfile(lce_benchmark):
@@ -129,7 +134,7 @@ def _emulate(files, cpu, runs, float_ops, kernel, lce_benchmark, as_json):
     say = (lambda _m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
     try:
         rows = count.count_files(files, cpu=cpu, runs=runs, float_ops=float_ops, kernel=kernel, lce_benchmark=lce_benchmark,
-                                 progress=say)
+                                 progress=say, runtime=interpreter)
     except emulate.CannotEmulate as err:
         raise CliError(str(err)) from None
     except emulate.BoardError as err:

@@ -34,14 +34,19 @@ def _calibration(directory, count):
 @click.option("--seed", default=0, show_default=True, help="Seed of the random init of a registry SOURCE.")
 @click.option("--domain", type=click.Choice(list(ONNX_DOMAINS)), default="ai.onnx.contrib", show_default=True,
               help="onnx-binary: custom-op domain (ai.onnx.contrib for onnxruntime, trt = empty domain for TensorRT).")
+@click.option("--float-islands/--no-float-islands", default=True, show_default=True,
+              help="tflite-int8: keep op types XNNPACK has no int8 kernel for (PReLU) in float between "
+                   "DEQUANTIZE/QUANTIZE, so every op stays on XNNPACK.")
 @json_option
-def convert(source, target, output, weights, calibration, calibration_size, no_verify, seed, domain, as_json):
+def convert(source, target, output, weights, calibration, calibration_size, no_verify, seed, domain, float_islands,
+            as_json):
     """Convert SOURCE (a registry name or a saved .keras/.h5/SavedModel) to TARGET.
 
     \b
     tflite        LCE flatbuffer, binary layers as bitpacked LceBconv2d ops
     tflite-float  plain TFLite, every layer in float (the speed baseline)
-    tflite-int8   TFLite post-training int8 (float I/O; binary models keep float SIGN islands)
+    tflite-int8   TFLite post-training int8 (float I/O; binary models keep float SIGN islands; ops
+                  XNNPACK has no int8 kernel for, PReLU, stay float too: --no-float-islands)
     onnx          float ONNX (opset 13) through tf2onnx
     onnx-binary   ONNX with one BinaryConv2d node per binary conv (bit-packed weights), run here by
                   onnxruntime-extensions through lcefr's C reference; --domain trt for TensorRT
@@ -51,7 +56,8 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
     calibrated on faces) (mean cosine >= 0.999,
     worst face >= 0.979; int8 >= 0.98 on full-precision models, reported on binary ones) and, for tflite, every
     sign-quantized Keras convolution must be an LceBconv2d. A failed check exits 1 and writes
-    nothing.
+    nothing. tflite-int8 warns, naming them, about ops TensorFlow's XNNPACK delegate leaves to
+    builtin kernels (ai-edge-litert places int8 ops the same way on aarch64 boards).
     """
     from lcefr.convert.api import ConversionCheckError, convert as run_convert
     from lcefr.source import load_source
@@ -66,7 +72,7 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
         try:
             buffer, result = run_convert(src.model, target=target, name=src.name, lce_native=src.lce_native,
                                          trained=not src.random_init, calibration=cal, verify=not no_verify,
-                                         domain=domain)
+                                         domain=domain, float_islands=float_islands)
         except ConversionCheckError as err:
             if as_json:
                 echo_json({**err.result.to_dict(), "output": None})
@@ -86,6 +92,11 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
     elif ops:
         click.echo(f"  LceBconv2d {ops['lce_bconv2d']} for {result.sign_convs} sign-quantized convs, "
                    f"binary MAC share {ops['binary_mac_share']:.3f}")
+    if result.xnnpack:
+        x = result.xnnpack
+        islands = f"; float islands: {', '.join(result.float_islands)}" if result.float_islands else ""
+        click.echo(f"  XNNPACK ({x['runtime']} {x['version']}): {x['ops_xnnpack']}/{x['ops_total']} ops in "
+                   f"{x['partitions']} partition(s){islands}")
     if parity:
         click.echo(f"  parity vs Keras on {parity['samples']} faces: mean cosine {parity['cosine_mean']:.6f} "
                    f"(need >= {result.parity_min}{'' if result.parity_enforced else ', reported only'}), "
@@ -95,15 +106,30 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
 @click.command()
 @click.argument("target")
 @click.option("--lce-lint", is_flag=True, help="TARGET is a registry name or Keras file: list layers LCE will not binarize.")
+@click.option("--delegation", is_flag=True,
+              help="List which ops a TFLite runtime hands to XNNPACK and which it leaves to builtin kernels.")
+@click.option("--runtime", type=click.Choice(["tensorflow", "tflite-runtime", "ai-edge-litert"]), default="tensorflow",
+              show_default=True,
+              help="With --delegation: tensorflow (this machine), or the emulated aarch64 board's tflite-runtime 2.14 "
+                   "or ai-edge-litert 1.4 (run under qemu; root).")
+@click.option("--all-ops", is_flag=True, help="With --delegation: list every op, not only those off XNNPACK.")
 @json_option
-def inspect(target, lce_lint, as_json):
+def inspect(target, lce_lint, delegation, runtime, all_ops, as_json):
     """Audit a .tflite file (op histogram, LCE binary ops, binary MAC share), or lint a Keras model.
 
     With --lce-lint, TARGET is a registry name or a Keras model file; the command lists every
     quantized layer that will not become a fast LCE binary op, why, and the fix.
+
+    With --delegation, TARGET is a float or int8 .tflite: each op is placed on XNNPACK (inside a
+    delegate partition) or on TFLite's builtin kernels, as --runtime places it. The runtimes differ:
+    TensorFlow 2.16 and ai-edge-litert hand int8 ops to XNNPACK, tflite-runtime 2.14's aarch64 wheel
+    float ops only. LCE files need LCE's own runtime and are refused.
     """
     if lce_lint:
         _lint(target, as_json)
+        return
+    if delegation:
+        _delegation(target, runtime, all_ops, as_json)
         return
     from lcefr.convert.inspect import inspect_tflite
 
@@ -121,6 +147,52 @@ def inspect(target, lce_lint, as_json):
         click.echo(f"  {key:20s} {d[key]}")
     click.echo(f"  {'binary_mac_share':20s} {d['binary_mac_share']:.4f}  ({d['binary_macs']:,} binary / {d['float_macs']:,} float MACs)")
     click.echo(format_table(["op", "count"], sorted(d["ops"].items(), key=lambda kv: -kv[1])))
+
+
+def _delegation(target, runtime, all_ops, as_json):
+    from lcefr.convert.api import off_path_warning
+    from lcefr.convert.delegation import DelegationError, inspect_delegation
+    from lcefr.runtime import check_tflite, is_lce_model
+
+    if not os.path.isfile(target):
+        raise CliError(f"no such file: {target}")
+    with open(target, "rb") as f:
+        buffer = f.read()
+    try:
+        check_tflite(buffer, name=target)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    if is_lce_model(buffer):
+        raise CliError(f"{target} is an LCE file: its binary ops run on LCE's kernels, which no TFLite runtime has "
+                       "(lcefr bench --emulate cortex-a57 --lce-benchmark PATH counts it)")
+    try:
+        report = inspect_delegation(target, runtime=runtime)
+    except DelegationError as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the emulated board could not be prepared (no root, no binfmt_misc)
+        from lcefr.board import emulate
+
+        if isinstance(err, (emulate.CannotEmulate, emulate.BoardError)):
+            raise CliError(str(err)) from None
+        raise
+    d = report.to_dict()
+    if as_json:
+        if not all_ops:
+            d["ops"] = [op for op in d["ops"] if not op["xnnpack"]]
+        echo_json({"file": target, **d})
+        return
+    click.echo(f"{target}: {runtime} {report.version}: {d['ops_xnnpack']}/{d['ops_total']} ops on XNNPACK "
+               f"in {d['partitions']} partition(s)")
+    rows = [[op.index, op.op, op.dtype, "x".join(map(str, op.shape[1:])) or "-",
+             f"XNNPACK #{op.partition}" if op.xnnpack else "builtin"]
+            for op in report.ops if all_ops or not op.xnnpack]
+    if rows:
+        click.echo(format_table(["#", "op", "dtype", "output", "runs on"], rows))
+    summary = report.off_path_summary()
+    if summary:
+        click.echo(off_path_warning(summary, f"{runtime} {report.version}"))
+    else:
+        click.echo("every op runs on XNNPACK")
 
 
 def _lint(target, as_json):

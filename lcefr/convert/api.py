@@ -17,7 +17,7 @@ from lcefr.keras_graph import iter_layers
 from lcefr.runtime import lce_interpreter
 from lcefr.vocab import ONNX_DOMAINS, TARGETS
 
-__all__ = ["PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner"]
+__all__ = ["PARITY_MIN", "ConversionResult", "ConversionCheckError", "convert", "tflite_runner", "off_path_warning"]
 
 #: Minimum mean Keras-vs-converted cosine over the probe faces, per target (int8: enforced on
 #: full-precision models only). The worst single face may fall PARITY_SLACK lower: in a binary
@@ -38,6 +38,10 @@ class ConversionResult:
     lce_native: bool = True
     sign_convs: int = 0
     ops: Optional[Dict] = None
+    #: tflite-int8: XNNPACK placement on this machine's TensorFlow (see lcefr.convert.delegation)
+    xnnpack: Optional[Dict] = None
+    #: tflite-int8: op types kept float because XNNPACK has no int8 version of them
+    float_islands: List[str] = field(default_factory=list)
     parity: Optional[Dict] = None
     parity_min: float = 0.0
     parity_enforced: bool = True
@@ -89,6 +93,7 @@ def convert(
     probes: Optional[np.ndarray] = None,
     domain: str = "ai.onnx.contrib",
     trained: bool = False,
+    float_islands: bool = True,
 ) -> "tuple[bytes, ConversionResult]":
     """Convert ``model`` to ``target`` and check it.
 
@@ -112,7 +117,9 @@ def convert(
     elif target == "tflite-int8":
         if calibration is None:
             raise ValueError("tflite-int8 needs calibration images")
-        buffer = convert_int8(model, calibration)
+        info: Dict = {}
+        buffer = convert_int8(model, calibration, float_islands=float_islands, info=info)
+        result.float_islands = info["float_islands"]
     elif target == "onnx-binary":
         if domain not in ONNX_DOMAINS:
             raise ValueError(f"unknown ONNX domain {domain!r}; choose one of {', '.join(ONNX_DOMAINS)}")
@@ -131,6 +138,8 @@ def convert(
         result.ops = report.to_dict()
         if target == "tflite":
             _audit_ops(result, report)
+        elif target == "tflite-int8":
+            _audit_xnnpack(result, buffer)
     if verify:
         _check_parity(model, buffer, result, probes, trained=trained)
     if result.errors:
@@ -151,6 +160,29 @@ def _audit_ops(result: ConversionResult, report) -> None:
     if not ok:
         message = f"{report.lce_bconv2d} LceBconv2d for {result.sign_convs} sign-quantized Keras convolutions"
         (result.errors if result.lce_native else result.warnings).append(message)
+
+
+def off_path_warning(summary: Dict[str, int], runtime: str) -> str:
+    """One line naming the ops a runtime leaves off XNNPACK, most frequent first."""
+    listed = ", ".join(f"{name} x{n}" for name, n in summary.items())
+    return (f"{sum(summary.values())} op(s) not on XNNPACK's fast path ({runtime}; they run on TFLite's builtin "
+            f"kernels): {listed}")
+
+
+def _audit_xnnpack(result: ConversionResult, buffer: bytes) -> None:
+    """Warn when an op of the int8 file leaves XNNPACK (TensorFlow here places ops as ai-edge-litert does on boards)."""
+    from lcefr.convert.delegation import DelegationError, inspect_delegation
+
+    try:
+        report = inspect_delegation(buffer=buffer, runtime="tensorflow")
+    except DelegationError as err:
+        result.warnings.append(f"XNNPACK placement not checked: {err}")
+        return
+    summary = report.off_path_summary()
+    result.xnnpack = {k: v for k, v in report.to_dict().items() if k != "ops"}
+    result.checks["xnnpack_fast_path"] = not summary
+    if summary:
+        result.warnings.append(off_path_warning(summary, f"TensorFlow {report.version}"))
 
 
 def _check_parity(model, buffer: bytes, result: ConversionResult, probes, *, trained: bool = False) -> None:

@@ -293,7 +293,9 @@ def export_int8(student, teacher, representative, *, bits: int = 8):
     The learned, grid-aligned kernels are folded back into a float copy of the teacher's graph,
     which TFLite's converter then quantizes to int8 (per-channel weights, activations calibrated
     on ``representative``, the same images as the QAT calibration). The flatbuffer is checked
-    against that float graph (parity on generated faces, cosine >= 0.98) and records the simulated
+    against that float graph (parity on generated faces, cosine >= 0.98); op types XNNPACK has no
+    int8 kernel for (PReLU) stay float islands, as in ``lcefr convert --to tflite-int8``, so the file
+    runs on XNNPACK's fast path (``result.float_islands``, ``result.xnnpack``). It records the simulated
     precision as metadata ``lcefr.bits`` (JSON): for 6 and 4 bits the file is an int8 container of
     weights that lie on the coarser grid, re-rounded to int8's per-channel steps.
 

@@ -137,7 +137,10 @@ def quantize_backbone(*, teacher: str, bits: int, data: str, out_dir: str, image
     sidecar = {"file": "model.int8.tflite", "bits": bits, "container": "int8",
                "simulated_accuracy": {k: v["quantized"] for k, v in accuracy.items()},
                "conversion": {"parity": conversion.parity, "parity_min": conversion.parity_min,
-                              "ops": (conversion.ops or {}).get("ops")}}
+                              "ops": (conversion.ops or {}).get("ops"), "float_islands": conversion.float_islands,
+                              "xnnpack": conversion.xnnpack, "warnings": conversion.warnings}}
+    for message in conversion.warnings if note is not None else ():
+        note(f"int8 export: {message}")
     if bits == 8 and sets:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.int8.tflite")
@@ -166,6 +169,8 @@ def quantize_backbone(*, teacher: str, bits: int, data: str, out_dir: str, image
         **packed_size(student, bits),
         "tflite_int8_bytes": len(tflite_bytes),
         "tflite_int8_parity": conversion.parity,
+        "tflite_int8_float_islands": conversion.float_islands,
+        "tflite_int8_xnnpack": conversion.xnnpack,
         "accuracy": accuracy,
         "history": result.history,
         "seconds": result.seconds,

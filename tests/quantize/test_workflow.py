@@ -1,4 +1,5 @@
 """``lcefr.quantize.workflow.quantize_backbone`` called from Python: checks before any work, stages, outputs."""
+import json
 import os
 
 import pytest
@@ -45,6 +46,15 @@ def test_stages_note_and_outputs(tmp_path):
     assert len(notes) == 1 and "w6a6, 8 images (labelled)" in notes[0]
     stages = [stage for stage, done, _ in calls if done == 0]
     assert stages == ["quantization-aware training", "int8 .tflite export"]
+    # the QAT export keeps the PReLUs as float islands: every op on XNNPACK, no off-path warning
+    from lcefr.convert.delegation import inspect_delegation
+
+    with open(tmp_path / "run" / "model.int8.json") as f:
+        conversion = json.load(f)["conversion"]
+    assert conversion["float_islands"] == ["PRELU"] and conversion["warnings"] == []
+    placed = inspect_delegation(str(tmp_path / "run" / "model.int8.tflite"))
+    assert placed.ops and not placed.off_xnnpack
+    assert report["tflite_int8_xnnpack"]["ops_xnnpack"] == len(placed.ops)
     for stage in stages:
         done = [d for s, d, _ in calls if s == stage]
         total = next(t for s, _, t in calls if s == stage)
