@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-__all__ = ["TFLITE_IDENTIFIER", "LCE_OP_MARKERS", "KERNELS", "KERNEL_CHOICES", "ARM_PARTS", "kernels_for", "check_tflite",
-           "is_lce_model", "model_name", "lce_interpreter", "tflite_interpreter", "random_input", "probe_input",
-           "output_vector", "probe_output", "time_callable", "peak_rss_mb", "latency_stats", "fps", "fastest"]
+__all__ = ["TFLITE_IDENTIFIER", "LCE_OP_MARKERS", "KERNELS", "KERNEL_CHOICES", "ARM_PARTS", "BOARD_RUNTIMES", "kernels_for",
+           "check_tflite", "is_lce_model", "model_name", "lce_interpreter", "tflite_interpreter", "interpreter_module",
+           "random_input", "probe_input", "output_vector", "probe_output", "time_callable", "peak_rss_mb", "latency_stats", "fps", "fastest"]
 
 #: file identifier of a TFLite flatbuffer, at bytes 4..8
 TFLITE_IDENTIFIER = b"TFL3"
@@ -26,6 +26,8 @@ LCE_OP_MARKERS = (b"LceBconv2d", b"LceQuantize", b"LceDequantize", b"LceBMaxPool
 #: use_indirect_bgemm); "auto" tries both and keeps the faster.
 KERNELS = ("default", "indirect")
 KERNEL_CHOICES = ("auto",) + KERNELS
+#: the board wheels :func:`tflite_interpreter` tries, in order
+BOARD_RUNTIMES = ("ai_edge_litert", "tflite_runtime")
 #: ARM Ltd. (implementer 0x41) CPU part numbers of common boards (``CPU part`` in /proc/cpuinfo)
 ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
              "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
@@ -64,15 +66,18 @@ def lce_interpreter(buffer: bytes, *, threads: int = 1, kernel: str = "indirect"
 def tflite_interpreter(buffer: bytes, *, threads: int = 1, prefer_tflite_runtime: bool = False):
     """A TFLite interpreter with its tensors allocated (XNNPACK delegate applied by default).
 
-    TensorFlow's ``tf.lite.Interpreter``; with ``prefer_tflite_runtime`` (boards) the ``tflite_runtime``
-    wheel when it is installed, TensorFlow otherwise.
+    TensorFlow's ``tf.lite.Interpreter``; with ``prefer_tflite_runtime`` (boards) a board wheel when
+    one is installed: ``ai_edge_litert`` first (its XNNPACK also runs int8 ops), then
+    ``tflite_runtime`` (2.14 on aarch64: int8 ops on builtin kernels), TensorFlow otherwise.
     """
     interpreter_class = None
     if prefer_tflite_runtime:
-        try:
-            from tflite_runtime.interpreter import Interpreter as interpreter_class  # the boards' small wheel
-        except ImportError:
-            pass
+        for module in BOARD_RUNTIMES:
+            try:
+                interpreter_class = __import__(module + ".interpreter", fromlist=["Interpreter"]).Interpreter
+                break
+            except ImportError:
+                pass
     if interpreter_class is None:
         import tensorflow as tf  # heavy: only where a float / int8 model runs here
 
@@ -80,6 +85,11 @@ def tflite_interpreter(buffer: bytes, *, threads: int = 1, prefer_tflite_runtime
     interpreter = interpreter_class(model_content=bytes(buffer), num_threads=threads)
     interpreter.allocate_tensors()
     return interpreter
+
+
+def interpreter_module(interpreter) -> str:
+    """``ai_edge_litert``, ``tflite_runtime`` or ``tensorflow``: the package an interpreter comes from."""
+    return type(interpreter).__module__.split(".")[0]
 
 
 def random_input(shape: Sequence, dtype, *, seed: int = 0):

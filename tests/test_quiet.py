@@ -44,6 +44,8 @@ def _lcefr(*args, env=None, timeout=600):
     ("2026-12-04 12:32:59.078722: W tensorflow/compiler/tf2tensorrt/utils/py_utils.cc:38] TF-TRT Warning", True),
     ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", True),
     ("INFO: anything else TFLite says", False),
+    ("fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32", True),
+    ("fully_quantize failed: anything else", False),
     ("E0000 00:00:1796387545.391160   22374 some_file.cc:12] an error", False),
     ("F0000 00:00:1796387545.391160   22374 some_file.cc:12] Check failed", False),
     ("2026-12-04 12:32:57.977359: E external/local_xla/xla/stream_executor/cuda/cuda_fft.cc:479] Unable", False),

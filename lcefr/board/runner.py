@@ -29,8 +29,9 @@ import subprocess
 import sys
 
 # on a board, lcefr/ next to this file holds only runtime.py (a namespace package)
-from lcefr.runtime import (ARM_PARTS, KERNEL_CHOICES, fastest, fps, is_lce_model, kernels_for, latency_stats,
-                           lce_interpreter, peak_rss_mb, probe_output, random_input, time_callable, tflite_interpreter)
+from lcefr.runtime import (ARM_PARTS, KERNEL_CHOICES, fastest, fps, interpreter_module, is_lce_model, kernels_for,
+                           latency_stats, lce_interpreter, peak_rss_mb, probe_output, random_input, time_callable,
+                           tflite_interpreter)
 
 ROW_PREFIX = "LCEFR_ROW "
 #: where ``lcefr jetson-setup`` (default --workdir) puts the binary
@@ -181,7 +182,7 @@ def find_benchmark_binary(explicit=None):
 
 def _python_runtimes():
     found = []
-    for module in ("tflite_runtime", "tensorflow", "larq_compute_engine"):
+    for module in ("ai_edge_litert", "tflite_runtime", "tensorflow", "larq_compute_engine"):
         try:
             __import__(module)
             found.append(module)
@@ -256,7 +257,9 @@ def time_python(path, name, threads, runs, warmup, kernel):
     row["latency_ms"] = latency_stats(samples)
     row["fps"] = fps(row["latency_ms"]["mean"])
     row["peak_rss_mb"] = peak_rss_mb()
-    row["float_ops"] = "xnnpack"  # tflite-runtime / TensorFlow / LCE apply XNNPACK by default
+    row["float_ops"] = "xnnpack"  # ai-edge-litert / tflite-runtime / TensorFlow / LCE apply XNNPACK by default
+    if not lce:
+        row["interpreter"] = interpreter_module(interp)
     try:  # after the timing: the probe's output, which the host compares with its own (parity)
         row["output"] = probe_output(interp)
     except Exception as err:

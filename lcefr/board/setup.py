@@ -27,6 +27,11 @@ RELEASE_GLIBC = (2, 34)
 RELEASE_URL = "https://github.com/larq/compute-engine/releases/download"
 
 
+#: the board runtime whose XNNPACK runs int8 ops on aarch64 (PyPI wheels for CPython >= 3.9)
+LITERT_REQUIREMENT = "ai-edge-litert==1.4.0"
+LITERT_PYTHON = (3, 9)
+
+
 def release_url(override: Optional[str] = None) -> str:
     return (override or os.environ.get("LCEFR_LCE_RELEASE_URL") or RELEASE_URL).rstrip("/")
 
@@ -95,6 +100,13 @@ def plan_setup(facts: BoardFacts, *, lce_version: str = "0.16.0", workdir: str =
         missing = [t for t in ("git", "gcc", "g++") if facts.tools and t not in facts.tools]
         if missing:
             warnings.append(f"missing build tools: {', '.join(missing)} (sudo apt-get install build-essential git)")
+    if facts.arch == "aarch64" and facts.python is not None and facts.python >= LITERT_PYTHON:
+        steps.append(f"python3 -m pip install --user -q '{LITERT_REQUIREMENT}' 'numpy<2' || echo 'no {LITERT_REQUIREMENT} "
+                     "here: int8 files run on tflite-runtime, whose aarch64 XNNPACK leaves int8 ops to slower builtin kernels'")
+    elif facts.arch == "aarch64":
+        found = ".".join(map(str, facts.python)) if facts.python else "unknown"
+        warnings.append(f"Python {found} < {'.'.join(map(str, LITERT_PYTHON))}: no ai-edge-litert wheel, so int8 files run on "
+                        "tflite-runtime's builtin int8 kernels (slower than float; docs/int8.md)")
     if clocks and facts.is_jetson:
         steps += ["sudo -n nvpmodel -m 0 || echo 'nvpmodel needs sudo: run `sudo nvpmodel -m 0` on the board'",
                   "sudo -n jetson_clocks || echo 'jetson_clocks needs sudo: run `sudo jetson_clocks` on the board'"]

@@ -28,11 +28,13 @@ ENV = "LCEFR_VERBOSE"
 
 #: a C++ log line dropped from descriptor 2: absl INFO/WARNING (``I0000 00:00:...  123 file.cc:45] ``),
 #: TensorFlow's own INFO/WARNING format, absl's notice that it was never initialised, and TFLite's
-#: note that it applied XNNPACK (the host's parity run of ``lcefr bench --remote``)
+#: note that it applied XNNPACK (the host's parity run of ``lcefr bench --remote``), and the int8
+#: quantizer's one-line summary of its settings
 NATIVE_LOG = (rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]\s]+:\d+\] "
               rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] \S+:\d+\] "
               rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
-              rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$)")
+              rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
+              rb"|fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$)")
 
 # Runs as `python -I -S -c`: reads the pipe until every writer has closed it, so lines written just
 # before a crash still arrive; ignores Ctrl-C for the same reason.
@@ -49,7 +51,7 @@ while True:
         lines = (rest + chunk).split(b"\\n")
         rest = lines.pop()
         keep = b"".join(line + b"\\n" for line in lines if not drop.match(line.rstrip(b"\\r")))
-        if rest and rest[:1] not in b"IW0123456789":  # a partial line that cannot become a log line
+        if rest and rest[:1] not in b"IWf0123456789":  # a partial line that cannot become a log line
             keep, rest = keep + rest, b""
     while keep:
         keep = keep[os.write(1, keep):]

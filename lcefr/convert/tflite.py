@@ -19,16 +19,18 @@ def _quiet():
     if os.environ.get("LCEFR_VERBOSE"):
         yield
         return
-    tf_log = logging.getLogger("tensorflow")
-    level = tf_log.level
-    tf_log.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with contextlib.redirect_stdout(io.StringIO()):
                 yield
     finally:
-        tf_log.setLevel(level)
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
 
 
 def convert_lce(model, *, target: str = "arm") -> bytes:

@@ -44,6 +44,8 @@ def test_nano_gets_a_native_cmake_build_of_the_converter_version():
     assert "nvpmodel" not in "\n".join(plan_setup(nano(), clocks=False).steps)
     assert "XNNPACK=OFF" not in "\n".join(plan_setup(nano(gcc="9.4.0")).steps)
     assert any("build tools" in w for w in plan_setup(nano(tools="nvpmodel")).warnings)
+    # JetPack 4's Python 3.6 has no ai-edge-litert wheel: said, not attempted
+    assert "ai-edge-litert" not in text and any("no ai-edge-litert wheel" in w for w in plan.warnings)
 
 
 def test_new_glibc_board_gets_the_release_binary():
@@ -52,6 +54,7 @@ def test_new_glibc_board_gets_the_release_binary():
     assert plan.benchmark_source == "release"
     assert any("releases/download/v0.16.0/lce_benchmark_model_aarch64" in s for s in plan.steps)
     assert not facts.is_jetson and not any("nvpmodel" in s for s in plan.steps)
+    assert any("pip install --user -q 'ai-edge-litert==1.4.0'" in s for s in plan.steps)
     pi32 = board_facts("armv7l\n", _read("bookworm_ldd.txt"), "processor : 0\nCPU part : 0xd08\n")
     assert any("lce_benchmark_model_aarch32" in s for s in plan_setup(pi32).steps)
 
