@@ -84,7 +84,7 @@ def main(argv=None):
             for kind, row in zip(VARIANTS, counted):
                 rows[kind][runtime] = row["instructions"]
     elements = args.size * args.size * args.channels
-    print(f"| variant | ops | ai-edge-litert: instructions / element | tflite-runtime: instructions / element |")
+    print("| variant | ops | ai-edge-litert: instructions / element | tflite-runtime: instructions / element |")
     print("|---|---|---|---|")
     for kind in VARIANTS[1:]:
         per = [(rows[kind][r] - rows["none"][r]) / elements for r in ("ai-edge-litert", "tflite-runtime")]

@@ -25,6 +25,7 @@ import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 from lcefr.board import emulate
+from lcefr.convert.inspect import read_op_infos
 from lcefr.runtime import is_lce_model, model_name
 
 __all__ = ["CPUS", "FLOAT_OPS", "RUNTIMES", "plugin_library", "count_file", "count_files", "guest_env", "runtime_for",
@@ -158,8 +159,6 @@ def runtime_for(buffer: bytes, runtime: str = "auto") -> str:
     """The board runtime a float / int8 flatbuffer is counted on."""
     if runtime != "auto":
         return runtime
-    from lcefr.convert.inspect import read_op_infos
-
     return "ai-edge-litert" if any(info.quantized for info in read_op_infos(buffer)) else "tflite-runtime"
 
 

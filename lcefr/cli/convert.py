@@ -152,6 +152,7 @@ def inspect(target, lce_lint, delegation, runtime, all_ops, as_json):
 def _delegation(target, runtime, all_ops, as_json):
     from lcefr.convert.api import off_path_warning
     from lcefr.convert.delegation import DelegationError, inspect_delegation
+    from lcefr.board import emulate
     from lcefr.runtime import check_tflite, is_lce_model
 
     if not os.path.isfile(target):
@@ -166,15 +167,14 @@ def _delegation(target, runtime, all_ops, as_json):
         raise CliError(f"{target} is an LCE file: its binary ops run on LCE's kernels, which no TFLite runtime has "
                        "(lcefr bench --emulate cortex-a57 --lce-benchmark PATH counts it)")
     try:
-        report = inspect_delegation(target, runtime=runtime)
-    except DelegationError as err:
-        raise CliError(str(err)) from None
-    except Exception as err:  # the emulated board could not be prepared (no root, no binfmt_misc)
-        from lcefr.board import emulate
+        if runtime == "tensorflow":
+            report = inspect_delegation(target)
+        else:
+            from lcefr.board.delegation import board_delegation
 
-        if isinstance(err, (emulate.CannotEmulate, emulate.BoardError)):
-            raise CliError(str(err)) from None
-        raise
+            report = board_delegation(target, runtime)
+    except (DelegationError, emulate.CannotEmulate, emulate.BoardError) as err:
+        raise CliError(str(err)) from None
     d = report.to_dict()
     if as_json:
         if not all_ops:

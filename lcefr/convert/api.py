@@ -7,6 +7,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lcefr.convert.audit import count_sign_convs
+from lcefr.convert.delegation import DelegationError, inspect_delegation
 from lcefr.convert.inspect import inspect_tflite
 from lcefr.convert.onnx import convert_onnx, onnx_runner
 from lcefr.convert.onnx_binary import convert_onnx_binary
@@ -171,10 +172,8 @@ def off_path_warning(summary: Dict[str, int], runtime: str) -> str:
 
 def _audit_xnnpack(result: ConversionResult, buffer: bytes) -> None:
     """Warn when an op of the int8 file leaves XNNPACK (TensorFlow here places ops as ai-edge-litert does on boards)."""
-    from lcefr.convert.delegation import DelegationError, inspect_delegation
-
     try:
-        report = inspect_delegation(buffer=buffer, runtime="tensorflow")
+        report = inspect_delegation(buffer=buffer)
     except DelegationError as err:
         result.warnings.append(f"XNNPACK placement not checked: {err}")
         return

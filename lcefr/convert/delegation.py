@@ -8,25 +8,27 @@ an int8 PRELU costs ~77 instructions per element against ~2.5 for XNNPACK's floa
 Runtimes differ in what they hand over: TensorFlow 2.16's interpreter (x86 here) and ai-edge-litert
 (aarch64 boards) delegate int8 ops; tflite-runtime 2.14's aarch64 wheel delegates float ops only
 (its int8 ops all run on builtin kernels). ``tensorflow`` is inspected in this process,
-``tflite-runtime`` and ``ai-edge-litert`` on the emulated board's rootfs under qemu.
+``tflite-runtime`` and ``ai-edge-litert`` on the emulated board's rootfs under qemu
+(:mod:`lcefr.board.delegation`).
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
-__all__ = ["RUNTIMES", "OpPlacement", "DelegationReport", "placement", "inspect_delegation", "DelegationError"]
+from lcefr.convert.delegation_guest import interpreter_class, raw_ops
+
+__all__ = ["RUNTIMES", "OpPlacement", "DelegationReport", "placement", "inspect_delegation", "DelegationError",
+           "GUEST_SCRIPT"]
 
 #: runtimes whose XNNPACK placement lcefr can inspect (the first in this process, the others on the
 #: emulated board)
 RUNTIMES = ("tensorflow", "tflite-runtime", "ai-edge-litert")
 _QUANTIZED = ("int8", "uint8", "int16")
+#: the standalone script that reads the raw placement where a runtime is (copied to boards)
+GUEST_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "delegation_guest.py")
 
 
 class DelegationError(Exception):
@@ -116,8 +118,6 @@ def placement(raw: Dict) -> DelegationReport:
 
 
 def _host_raw(buffer: bytes) -> Dict:
-    from lcefr.board.delegation_guest import interpreter_class, raw_ops
-
     cls, version = interpreter_class("tensorflow")
     try:
         return raw_ops(cls, version, "tensorflow", model_content=bytes(buffer))
@@ -126,56 +126,13 @@ def _host_raw(buffer: bytes) -> Dict:
         raise DelegationError(f"TensorFlow's interpreter cannot load this file: {lines[-1] if lines else err}") from None
 
 
-def _board_raw(path: str, runtime: str, timeout: float = 600) -> Dict:
-    """Run the guest script on the emulated board's rootfs under qemu (no sshd needed)."""
-    from lcefr.board import emulate
-    from lcefr.board.count import QEMU, guest_env
+def inspect_delegation(path: Optional[str] = None, *, buffer: Optional[bytes] = None) -> DelegationReport:
+    """XNNPACK placement of a file (``path``) or flatbuffer (``buffer``) on this machine's TensorFlow.
 
-    paths = emulate.board_paths()
-    rootfs = emulate.prepare(paths)
-    stage = tempfile.mkdtemp(prefix="lcefr-delegation-", dir=os.path.join(rootfs, "tmp"))
-    guest = "/" + os.path.relpath(stage, rootfs)
-    try:
-        shutil.copy(path, os.path.join(stage, "model.tflite"))
-        shutil.copy(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "board",
-                                 "delegation_guest.py"), os.path.join(stage, "delegation_guest.py"))
-        python = os.path.join(rootfs, emulate.GUEST_PYTHON.lstrip("/"))
-        cmd = [QEMU, "-L", rootfs, "-cpu", emulate.CPU, python, "-s", f"{guest}/delegation_guest.py",
-               "--model", f"{guest}/model.tflite", "--runtime", runtime]
-        try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=guest_env(guest),
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise DelegationError(f"{runtime} on the emulated board timed out after {timeout:.0f} s") from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    text = proc.stdout.decode("utf-8", "replace")
-    for line in text.splitlines():
-        if line.startswith("LCEFR_DELEGATION_ERROR"):
-            raise DelegationError(f"{runtime} on the emulated board: {line.split(' ', 1)[-1]}")
-        if line.startswith("LCEFR_DELEGATION "):
-            return json.loads(line.split(" ", 1)[1])
-    last = [line for line in text.strip().splitlines() if line.strip()]
-    raise DelegationError(f"{runtime} on the emulated board printed no result (exit {proc.returncode}: "
-                          f"{last[-1] if last else 'no output'})")
-
-
-def inspect_delegation(path: Optional[str] = None, *, buffer: Optional[bytes] = None,
-                       runtime: str = "tensorflow") -> DelegationReport:
-    """XNNPACK placement of a file (``path``) or flatbuffer (``buffer``, TensorFlow only) on ``runtime``."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    if runtime == "tensorflow":
-        if buffer is None:
-            with open(path, "rb") as f:
-                buffer = f.read()
-        return placement(_host_raw(buffer))
-    if path is None:
-        with tempfile.NamedTemporaryFile(suffix=".tflite", delete=False) as f:
-            f.write(buffer)
-            path = f.name
-        try:
-            return placement(_board_raw(path, runtime))
-        finally:
-            os.remove(path)
-    return placement(_board_raw(path, runtime))
+    The board runtimes (tflite-runtime, ai-edge-litert) are read on the emulated board by
+    :func:`lcefr.board.delegation.board_delegation`.
+    """
+    if buffer is None:
+        with open(path, "rb") as f:
+            buffer = f.read()
+    return placement(_host_raw(buffer))

@@ -8,6 +8,7 @@ import os
 import warnings
 from typing import Dict, List, Optional
 
+from lcefr.convert.delegation import inspect_delegation
 from lcefr.runtime import TFLITE_IDENTIFIER
 
 __all__ = ["convert_lce", "convert_float", "convert_int8", "int8_off_xnnpack", "add_metadata", "read_metadata"]
@@ -121,9 +122,7 @@ def _quantize(calibrated: bytes, keep_float=()) -> bytes:
 
 
 def _xnnpack_report(buffer: bytes):
-    from lcefr.convert.delegation import inspect_delegation
-
-    return inspect_delegation(buffer=buffer, runtime="tensorflow")
+    return inspect_delegation(buffer=buffer)
 
 
 def int8_off_xnnpack(report) -> List[str]:
