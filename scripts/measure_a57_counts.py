@@ -7,8 +7,10 @@ these are not face models) and counted with
 
     lcefr bench --emulate cortex-a57 FILES... --float-ops xnnpack|builtin --json
 
-(qemu + an instruction-counting plugin on the emulated board's Debian arm64 rootfs,
-tflite-runtime 2.14; (count of 1+K inferences - count of 1) / K, K=2: deterministic).
+(qemu + an instruction-counting plugin on the emulated board's Debian arm64 rootfs; float files
+and every ``builtin`` row on tflite-runtime 2.14, int8 files of the ``xnnpack`` mode on
+ai-edge-litert 1.4, whose XNNPACK runs int8 ops (``--interpreter``, INTERPRETER below);
+(count of 1+K inferences - count of 1) / K, K=2: deterministic).
 Whole registry models (WHOLE_MODELS) are converted with `lcefr convert NAME --to tflite-float|int8`
 into build/models/NAME.{float,int8}.tflite (the names of `make models`) and counted the same way.
 
@@ -38,6 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LCEFR = str(ROOT / ".venv" / "bin" / "lcefr")
 K_RUNS = 2
 CPU = "cortex-a57"
+#: ``lcefr bench --interpreter`` per --float-ops mode: ``auto`` puts int8 files on ai-edge-litert (XNNPACK
+#: int8) and float files on tflite-runtime; the builtin mode stays on tflite-runtime's builtin kernels
+INTERPRETER = {"xnnpack": "auto", "builtin": "tflite-runtime"}
 WHOLE_MODELS = ["quicknet_small", "quicknet", "binary_densenet28_lce", "binaryfacenet_lce", "mobilefacenet", "ir18"]
 
 
@@ -212,7 +217,10 @@ def convert_layer(spec: dict, file_kind: str) -> bytes:
     cal = None
     if file_kind == "int8":
         cal = np.random.RandomState(0).uniform(-1, 1, (16,) + input_shape(spec)).astype("float32")
-    data, _ = convert(model, target=f"tflite-{file_kind}", name=spec["name"], calibration=cal, verify=False)
+    # float_islands=False: an int8 layer file keeps its int8 op (PRELU, RELU, MEAN...), so that op's
+    # int8 class is measured; a whole model's file decides per op which class prices it
+    data, _ = convert(model, target=f"tflite-{file_kind}", name=spec["name"], calibration=cal, verify=False,
+                      float_islands=False)
     return data
 
 
@@ -267,7 +275,7 @@ def _write_atomic(path: Path, data) -> None:
 
 def bench(files: list, mode: str, timeout: float) -> dict:
     """{resolved file path: bench row} of one ``lcefr bench --emulate`` call over ``files``."""
-    cmd = [LCEFR, "bench", "--emulate", CPU, "--float-ops", mode, "--runs", str(K_RUNS), "--json",
+    cmd = [LCEFR, "bench", "--emulate", CPU, "--float-ops", mode, "--interpreter", INTERPRETER[mode], "--runs", str(K_RUNS), "--json",
            "--timeout", str(timeout)] + [str(f) for f in files]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     out = proc.stdout
@@ -285,15 +293,19 @@ def provenance() -> str:
         qemu = "unknown"
     return (f"Instructions per inference counted with `lcefr bench --emulate {CPU} --float-ops MODE --runs {K_RUNS} "
             f"--json` (qemu-aarch64 user mode with an instruction-counting plugin, -cpu {CPU}, on the emulated "
-            f"board's Debian arm64 rootfs, tflite-runtime 2.14.0, 1 thread; instructions = (count of 1+K "
+            f"board's Debian arm64 rootfs, 1 thread; float files and all builtin rows on tflite-runtime 2.14.0, "
+            f"int8 files of the xnnpack mode on ai-edge-litert 1.4.0 (`--interpreter auto`: its XNNPACK runs int8 "
+            f"ops, tflite-runtime's aarch64 XNNPACK does not); instructions = (count of 1+K "
             f"inferences - count of 1) / K, K={K_RUNS}). qemu: {qemu}. Layer files: one-op Keras "
             f"models (scripts/measure_a57_counts.py LAYER_SPECS) converted with lcefr.convert.api.convert "
             f"(tflite-float; tflite-int8 with float I/O, calibrated on 16 uniform[-1,1] inputs; verify=False). "
             f"Whole models: `lcefr convert NAME --to tflite-float|tflite-int8` (build/models). "
-            f"float_ops=xnnpack: XNNPACK delegate; builtin: TFLite's builtin kernels (int8 files count the same "
-            f"in both modes up to the jitter: their int8 ops run on the builtin kernels either way here). "
-            f"Jitter: counts repeat to a few thousand instructions, not exactly (int8 xnnpack vs builtin rows "
-            f"differ by at most 6K; quicknet_small float/xnnpack counted twice: 102329318 and 102327684). int8 layer "
+            f"float_ops=xnnpack: XNNPACK delegate; builtin: TFLite's builtin kernels. Whole-model int8 files are "
+            f"written with lcefr's float islands (PReLU and other ops without an XNNPACK int8 kernel stay float; "
+            f"docs/int8.md); the int8 layer files of prelu/relu/mean/... keep their int8 op "
+            f"(float_islands=False), so each int8 class is priced from its own op. "
+            f"Jitter: counts repeat to a few thousand instructions, not exactly (quicknet_small float/xnnpack "
+            f"counted twice: 102329318 and 102327684). int8 layer "
             f"rows include the QUANTIZE/DEQUANTIZE of the float I/O (see ops; relu_1x1x8 / add_1x1x8 give the "
             f"fixed cost of one invoke). "
             f"Measured {datetime.datetime.utcnow():%Y-%m-%d} UTC by scripts/measure_a57_counts.py.")

@@ -17,7 +17,8 @@ from lcefr.cli._common import CliError, echo_json, format_table, json_option
 @click.option("--kernel", type=click.Choice(["auto", "default", "indirect"]), default="auto", show_default=True,
               help="LCE binary kernel for the whole file; auto: default unless a binary conv is grouped, then indirect.")
 @click.option("--float-ops", type=click.Choice(["xnnpack", "builtin"]), default="xnnpack", show_default=True,
-              help="How float and int8 ops run: XNNPACK (LCE's release binaries, tflite-runtime) or TFLite's builtin kernels.")
+              help="How float and int8 ops run: XNNPACK (LCE's release binaries; tflite-runtime for float ops, "
+                   "ai-edge-litert for int8 ones) or TFLite's builtin kernels (int8 ops on tflite-runtime 2.14).")
 @click.option("--per-layer", is_flag=True, help="List every op: index, op, shape, kernel, instructions, share.")
 @json_option
 def estimate(files, cpu, ghz, kernel, float_ops, per_layer, as_json):

@@ -51,6 +51,22 @@ def test_float_files_within_20_percent_of_the_reference():
         assert abs(row["instructions"] / FLOAT_FIGURES[name] - 1) <= 0.20, (name, row["instructions"])
 
 
+#: int8 files with the float islands, counted here (lcefr/estimate/data/a57_counts.json): XNNPACK on
+#: ai-edge-litert, builtin kernels on tflite-runtime 2.14
+INT8_COUNTS = {"xnnpack": {"mobilefacenet": 85.39e6, "quicknet_small": 74.14e6},
+               "builtin": {"mobilefacenet": 118.01e6, "quicknet_small": 105.20e6}}
+
+
+@pytest.mark.slow
+def test_int8_files_within_20_percent_of_the_counts_per_runtime():
+    names = list(INT8_COUNTS["xnnpack"])
+    files = [_file(n, "int8") for n in names]
+    for mode, figures in INT8_COUNTS.items():
+        rows = _estimate("--float-ops", mode, *files)
+        for name, row in zip(names, rows):
+            assert abs(row["instructions"] / figures[name] - 1) <= 0.20, (mode, name, row["instructions"])
+
+
 @pytest.mark.slow
 def test_ms_and_fps_follow_the_ipc_range_and_clock():
     path = _file("quicknet_small", "lce")
