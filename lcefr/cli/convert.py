@@ -128,7 +128,7 @@ def inspect(target, lce_lint, delegation, runtime, all_ops, as_json):
     if lce_lint:
         _lint(target, as_json)
         return
-    if delegation:
+    if delegation or all_ops or runtime != "tensorflow":  # either option only makes sense with --delegation
         _delegation(target, runtime, all_ops, as_json)
         return
     from lcefr.convert.inspect import inspect_tflite
