@@ -1,7 +1,7 @@
 """The names lcefr's commands and functions accept, each defined once; click choices derive from
 these tuples. Imports nothing, so the CLI reads it at start-up without TensorFlow."""
 
-__all__ = ["DEFAULT_THRESHOLD_COS", "IMAGE_EXTENSIONS", "TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES",
+__all__ = ["DELEGATION_RUNTIMES", "BOARD_INTERPRETERS", "DEFAULT_THRESHOLD_COS", "IMAGE_EXTENSIONS", "TARGETS", "ONNX_DOMAINS", "HEAD_NAMES", "OPTIMIZERS", "STRATEGIES", "DISTILL_LOSSES",
            "QAT_LOSSES"]
 
 #: Cosine threshold of verify, identify and run when neither a calibration file nor a threshold is
@@ -24,3 +24,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 DISTILL_LOSSES = ("mse", "ekd")
 #: `lcefr quantize --loss`: distillation from the float teacher (ekd+ce adds the margin-head loss).
 QAT_LOSSES = ("ekd", "mse", "ekd+ce")
+#: `lcefr inspect --delegation --runtime`: this machine's TensorFlow, or the emulated board's two wheels.
+DELEGATION_RUNTIMES = ("tensorflow", "tflite-runtime", "ai-edge-litert")
+#: `lcefr bench --emulate --interpreter`: auto = int8 files on ai-edge-litert, float files on tflite-runtime.
+BOARD_INTERPRETERS = ("auto", "tflite-runtime", "ai-edge-litert")

@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from lcefr.board import emulate
 from lcefr.convert.inspect import read_op_infos
 from lcefr.runtime import is_lce_model, model_name
+from lcefr.vocab import BOARD_INTERPRETERS
 
 __all__ = ["CPUS", "FLOAT_OPS", "RUNTIMES", "plugin_library", "count_file", "count_files", "guest_env", "runtime_for",
            "CountError"]
@@ -35,7 +36,7 @@ __all__ = ["CPUS", "FLOAT_OPS", "RUNTIMES", "plugin_library", "count_file", "cou
 CPUS = ("cortex-a57", "cortex-a53", "cortex-a72", "max")
 FLOAT_OPS = ("xnnpack", "builtin")
 #: ``--runtime`` of float / int8 files; ``auto``: int8 files on ai-edge-litert, float files on tflite-runtime
-RUNTIMES = ("auto", "tflite-runtime", "ai-edge-litert")
+RUNTIMES = BOARD_INTERPRETERS
 PLUGIN_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native", "insn_count.c")
 GUEST_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "count_guest.py")
 QEMU = "/usr/bin/qemu-aarch64"

@@ -8,6 +8,7 @@ import click
 
 from lcefr.cli._common import CliError, echo_json, format_table, json_option
 from lcefr.runtime import KERNEL_CHOICES
+from lcefr.vocab import BOARD_INTERPRETERS
 
 KERNELS = click.Choice(KERNEL_CHOICES)
 
@@ -56,7 +57,7 @@ def _table(rows, host=None):
                    "on the emulated board's rootfs; root, builds it on first use).")
 @click.option("--float-ops", type=click.Choice(["xnnpack", "builtin"]), default="xnnpack", show_default=True,
               help="With --emulate: float/int8 ops on XNNPACK or on TFLite's builtin kernels.")
-@click.option("--interpreter", type=click.Choice(["auto", "tflite-runtime", "ai-edge-litert"]), default="auto",
+@click.option("--interpreter", type=click.Choice(BOARD_INTERPRETERS), default="auto",
               show_default=True,
               help="With --emulate: the board's Python runtime for float/int8 files. auto: int8 files on "
                    "ai-edge-litert (its XNNPACK runs int8 ops; tflite-runtime 2.14's aarch64 wheel leaves them "

@@ -7,7 +7,7 @@ import warnings
 import click
 
 from lcefr.cli._common import CliError, echo_json, format_table, json_option
-from lcefr.vocab import ONNX_DOMAINS, TARGETS
+from lcefr.vocab import DELEGATION_RUNTIMES, ONNX_DOMAINS, TARGETS
 
 TARGET_CHOICE = click.Choice(TARGETS)
 
@@ -108,7 +108,7 @@ def convert(source, target, output, weights, calibration, calibration_size, no_v
 @click.option("--lce-lint", is_flag=True, help="TARGET is a registry name or Keras file: list layers LCE will not binarize.")
 @click.option("--delegation", is_flag=True,
               help="List which ops a TFLite runtime hands to XNNPACK and which it leaves to builtin kernels.")
-@click.option("--runtime", type=click.Choice(["tensorflow", "tflite-runtime", "ai-edge-litert"]), default="tensorflow",
+@click.option("--runtime", type=click.Choice(DELEGATION_RUNTIMES), default="tensorflow",
               show_default=True,
               help="With --delegation: tensorflow (this machine), or the emulated aarch64 board's tflite-runtime 2.14 "
                    "or ai-edge-litert 1.4 (run under qemu; root).")

@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from lcefr.convert.delegation_guest import interpreter_class, raw_ops
+from lcefr.vocab import DELEGATION_RUNTIMES
 
 __all__ = ["RUNTIMES", "OpPlacement", "DelegationReport", "placement", "inspect_delegation", "DelegationError",
            "GUEST_SCRIPT"]
 
 #: runtimes whose XNNPACK placement lcefr can inspect (the first in this process, the others on the
 #: emulated board)
-RUNTIMES = ("tensorflow", "tflite-runtime", "ai-edge-litert")
+RUNTIMES = DELEGATION_RUNTIMES
 _QUANTIZED = ("int8", "uint8", "int16")
 #: the standalone script that reads the raw placement where a runtime is (copied to boards)
 GUEST_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "delegation_guest.py")
