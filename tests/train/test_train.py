@@ -96,10 +96,13 @@ def test_kill_during_epoch_two_and_resume(tmp_path, val_bin):
     killed = tmp_path / "killed"
     proc = subprocess.Popen(args + ["--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = killed / "history.json"
+    # Epoch 1 is durable once history.json and BackupAndRestore's checkpoint state (written ~0.1 s after it)
+    # exist; kill then, well inside epoch 2 (30 steps took as little as 0.88 s on an idle CI run, so a fixed
+    # 1 s wait once let epoch 2 finish first).
+    backup = killed / "backup" / "chief" / "checkpoint"
     deadline = time.time() + 600
-    while time.time() < deadline and not history.exists():
-        time.sleep(0.2)
-    time.sleep(1.0)
+    while time.time() < deadline and not (history.exists() and backup.exists()):
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     at_kill = json.loads(history.read_text())
