@@ -16,6 +16,7 @@ cycles: an A57 retires about 0.9-1.3 of these per cycle on such code (docs/emula
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -29,7 +30,7 @@ from lcefr.convert.inspect import read_op_infos
 from lcefr.runtime import is_lce_model, model_name
 from lcefr.vocab import BOARD_INTERPRETERS
 
-__all__ = ["CPUS", "FLOAT_OPS", "RUNTIMES", "plugin_library", "count_file", "count_files", "guest_env", "runtime_for",
+__all__ = ["CPUS", "FLOAT_OPS", "RUNTIMES", "plugin_library", "count_file", "count_files", "guest_env", "guest_stage", "runtime_for",
            "CountError"]
 
 #: qemu CPU models lcefr counts on (all ARMv8.0 but ``max``)
@@ -108,6 +109,16 @@ def plugin_library(paths: emulate.BoardPaths, say: Callable[[str], None] = lambd
                   library + ".tmp"], what="gcc (counting plugin)")
     os.replace(library + ".tmp", library)
     return library
+
+
+@contextlib.contextmanager
+def guest_stage(rootfs: str, prefix: str):
+    """``(host path, guest path)`` of a fresh folder in the rootfs's /tmp, removed afterwards."""
+    stage = tempfile.mkdtemp(prefix=prefix, dir=os.path.join(rootfs, "tmp"))
+    try:
+        yield stage, "/" + os.path.relpath(stage, rootfs)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def guest_env(extra_path: str) -> Dict[str, str]:
@@ -189,9 +200,7 @@ def count_file(path: str, *, cpu: str = "cortex-a57", runs: int = 2, float_ops: 
         return row
     plugin = plugin or plugin_library(paths)
     rootfs = paths.rootfs
-    stage = tempfile.mkdtemp(prefix="lcefr-count-", dir=os.path.join(rootfs, "tmp"))
-    guest = "/" + os.path.relpath(stage, rootfs)
-    try:
+    with guest_stage(rootfs, "lcefr-count-") as (stage, guest):
         shutil.copy(path, os.path.join(stage, "model.tflite"))
         if lce:
             return _count_lce(path, stage, guest, rootfs, plugin, cpu, runs, float_ops, kernel, lce_benchmark, timeout)
@@ -214,8 +223,6 @@ def count_file(path: str, *, cpu: str = "cortex-a57", runs: int = 2, float_ops: 
         row["counts"] = [one, more]
         row["instructions"] = round((more - one) / runs)
         return row
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _count_lce(path, stage, guest, rootfs, plugin, cpu, runs, float_ops, kernel, lce_benchmark, timeout) -> Dict:

@@ -11,22 +11,21 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 
 from lcefr.board import emulate
-from lcefr.board.count import QEMU, guest_env
+from lcefr.board.count import QEMU, guest_env, guest_stage
 from lcefr.convert.delegation import GUEST_SCRIPT, DelegationError, DelegationReport, placement
+from lcefr.vocab import DELEGATION_RUNTIMES
 
-__all__ = ["BOARD_RUNTIMES", "board_delegation"]
+__all__ = ["EMULATED_RUNTIMES", "board_delegation"]
 
-BOARD_RUNTIMES = ("tflite-runtime", "ai-edge-litert")
+#: the emulated board's wheels (every delegation runtime but this machine's TensorFlow)
+EMULATED_RUNTIMES = tuple(r for r in DELEGATION_RUNTIMES if r != "tensorflow")
 
 
 def _raw(path: str, runtime: str, paths: emulate.BoardPaths, timeout: float) -> dict:
     rootfs = emulate.prepare(paths)
-    stage = tempfile.mkdtemp(prefix="lcefr-delegation-", dir=os.path.join(rootfs, "tmp"))
-    guest = "/" + os.path.relpath(stage, rootfs)
-    try:
+    with guest_stage(rootfs, "lcefr-delegation-") as (stage, guest):
         shutil.copy(path, os.path.join(stage, "model.tflite"))
         shutil.copy(GUEST_SCRIPT, os.path.join(stage, "delegation_guest.py"))
         python = os.path.join(rootfs, emulate.GUEST_PYTHON.lstrip("/"))
@@ -37,8 +36,6 @@ def _raw(path: str, runtime: str, paths: emulate.BoardPaths, timeout: float) -> 
                                   timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise DelegationError(f"{runtime} on the emulated board timed out after {timeout:.0f} s") from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     text = proc.stdout.decode("utf-8", "replace")
     for line in text.splitlines():
         if line.startswith("LCEFR_DELEGATION_ERROR"):
@@ -56,6 +53,6 @@ def board_delegation(path: str, runtime: str, *, paths: emulate.BoardPaths = Non
 
     Raises DelegationError (the runtime cannot load the file), CannotEmulate or BoardError.
     """
-    if runtime not in BOARD_RUNTIMES:
-        raise ValueError(f"unknown board runtime {runtime!r}; choose one of {', '.join(BOARD_RUNTIMES)}")
+    if runtime not in EMULATED_RUNTIMES:
+        raise ValueError(f"unknown board runtime {runtime!r}; choose one of {', '.join(EMULATED_RUNTIMES)}")
     return placement(_raw(path, runtime, paths or emulate.board_paths(), timeout))

@@ -29,9 +29,9 @@ import subprocess
 import sys
 
 # on a board, lcefr/ next to this file holds only runtime.py (a namespace package)
-from lcefr.runtime import (ARM_PARTS, KERNEL_CHOICES, fastest, fps, interpreter_module, is_lce_model, kernels_for,
-                           latency_stats, lce_interpreter, peak_rss_mb, probe_output, random_input, time_callable,
-                           tflite_interpreter)
+from lcefr.runtime import (ARM_PARTS, BOARD_RUNTIMES, KERNEL_CHOICES, fastest, fps, interpreter_module, is_lce_model,
+                           kernels_for, latency_stats, lce_interpreter, peak_rss_mb, probe_output, random_input,
+                           time_callable, tflite_interpreter)
 
 ROW_PREFIX = "LCEFR_ROW "
 #: where ``lcefr jetson-setup`` (default --workdir) puts the binary
@@ -182,7 +182,7 @@ def find_benchmark_binary(explicit=None):
 
 def _python_runtimes():
     found = []
-    for module in ("ai_edge_litert", "tflite_runtime", "tensorflow", "larq_compute_engine"):
+    for module in BOARD_RUNTIMES + ("tensorflow", "larq_compute_engine"):
         try:
             __import__(module)
             found.append(module)

@@ -121,6 +121,7 @@ def convert(
         info: Dict = {}
         buffer = convert_int8(model, calibration, float_islands=float_islands, info=info)
         result.float_islands = info["float_islands"]
+        placed = info.get("placement")
     elif target == "onnx-binary":
         if domain not in ONNX_DOMAINS:
             raise ValueError(f"unknown ONNX domain {domain!r}; choose one of {', '.join(ONNX_DOMAINS)}")
@@ -140,7 +141,7 @@ def convert(
         if target == "tflite":
             _audit_ops(result, report)
         elif target == "tflite-int8":
-            _audit_xnnpack(result, buffer)
+            _audit_xnnpack(result, buffer, placed)
     if verify:
         _check_parity(model, buffer, result, probes, trained=trained)
     if result.errors:
@@ -170,13 +171,15 @@ def off_path_warning(summary: Dict[str, int], runtime: str) -> str:
             f"kernels): {listed}")
 
 
-def _audit_xnnpack(result: ConversionResult, buffer: bytes) -> None:
-    """Warn when an op of the int8 file leaves XNNPACK (TensorFlow here places ops as ai-edge-litert does on boards)."""
-    try:
-        report = inspect_delegation(buffer=buffer)
-    except DelegationError as err:
-        result.warnings.append(f"XNNPACK placement not checked: {err}")
-        return
+def _audit_xnnpack(result: ConversionResult, buffer: bytes, report=None) -> None:
+    """Warn when an op of the int8 file leaves XNNPACK (TensorFlow here places ops as ai-edge-litert does on
+    boards); ``report``: the placement convert_int8 already read, else it is read here."""
+    if report is None:
+        try:
+            report = inspect_delegation(buffer=buffer)
+        except DelegationError as err:
+            result.warnings.append(f"XNNPACK placement not checked: {err}")
+            return
     summary = report.off_path_summary()
     result.xnnpack = {k: v for k, v in report.to_dict().items() if k != "ops"}
     result.checks["xnnpack_fast_path"] = not summary

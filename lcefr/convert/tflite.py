@@ -139,7 +139,9 @@ def convert_int8(model, representative, *, float_islands: bool = True, info: Opt
     TensorFlow 2.16 / ai-edge-litert 1.4) are quantized again as float islands: TFLite's builtin
     int8 PReLU costs ~70 instructions per element on a Cortex-A57, the island (DEQUANTIZE, XNNPACK's
     float PReLU, QUANTIZE) ~5 (docs/int8.md). The islands are kept only when they leave fewer ops
-    off XNNPACK. ``info`` (a dict) receives ``float_islands``: the op types kept float.
+    off XNNPACK. ``info`` (a dict) receives ``float_islands``, the op types kept float, and, when
+    the islands rule ran, ``placement``: the returned file's XNNPACK placement (the signature
+    :func:`_finish` adds does not change it), so the caller need not read it again.
     """
     import numpy as np
 
@@ -148,15 +150,19 @@ def convert_int8(model, representative, *, float_islands: bool = True, info: Opt
         calibrated = _calibrated(model, samples)
         buffer = _quantize(calibrated)
         islands: List[str] = []
+        report = None
         if float_islands:
             report = _xnnpack_report(buffer)
             off = int8_off_xnnpack(report)
             if off:
                 candidate = _quantize(calibrated, off)
-                if len(_xnnpack_report(candidate).off_xnnpack) < len(report.off_xnnpack):
-                    buffer, islands = candidate, off
+                placed = _xnnpack_report(candidate)
+                if len(placed.off_xnnpack) < len(report.off_xnnpack):
+                    buffer, islands, report = candidate, off, placed
         if info is not None:
             info["float_islands"] = islands
+            if report is not None:
+                info["placement"] = report
         return _finish(buffer, model)
 
 
