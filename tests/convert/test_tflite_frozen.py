@@ -42,6 +42,7 @@ def model():
     return load_source("test_mobilefacenet").model
 
 
+@pytest.mark.slow  # the SavedModel route it compares against takes ~30 s per call
 @pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
 def test_frozen_route_matches_the_saved_model_route(model, int8):
     faces = face_inputs((112, 112, 3), n=4, seed=5)
