@@ -33,6 +33,7 @@ from typing import Callable, Dict, List, Optional
 
 from lcefr.board.ssh import SSHTarget
 from lcefr.fileio import write_atomic
+from lcefr.runtime import BOARD_RUNTIMES
 
 __all__ = ["CannotEmulate", "BoardError", "BoardNotRunning", "BoardPaths", "board_paths", "host_mirror", "up", "down",
            "status", "target", "prepare", "locked", "ensure_rootfs", "ensure_tools", "check_can_emulate", "CPU", "BOARD_PYTHON", "NOT_RUNNING"]
@@ -58,8 +59,8 @@ ROOTFS_PACKAGES = ("python3", "python3-venv", "openssh-server", "ca-certificates
 #: (its XNNPACK takes float ops only) and ai-edge-litert 1.4 (XNNPACK takes int8 ops too; 2.x
 #: segfaults under qemu 7.2)
 RUNTIME_REQUIREMENTS = ("tflite-runtime==2.14.0", "ai-edge-litert==1.4.0", "numpy<2")
-#: import names of those runtimes: a rootfs without one of them is rebuilt
-RUNTIME_MODULES = ("tflite_runtime", "ai_edge_litert")
+#: import names of those runtimes (the board runner's): a rootfs without one of them is rebuilt
+RUNTIME_MODULES = BOARD_RUNTIMES
 WHEEL_PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 NOT_RUNNING = "the emulated board is not running: start it with make board-emu (or lcefr board emulate up)"
@@ -372,8 +373,9 @@ def build_rootfs(paths: BoardPaths, say: Callable[[str], None]) -> None:
     _run(["chroot", work, "/usr/bin/python3", "-m", "venv", BOARD_VENV], env=env, log=paths.log, what="python3 -m venv")
     _run(["chroot", work, BOARD_PYTHON, "-m", "pip", "install", "-q", "--no-index", "--find-links", "/tmp/lcefr-wheels",
           *RUNTIME_REQUIREMENTS], env=env, log=paths.log, what="pip install on the board")
-    _run(["chroot", work, BOARD_PYTHON, "-c", "import tflite_runtime.interpreter, ai_edge_litert.interpreter, numpy"], env=env,
-         log=paths.log, what="import tflite_runtime and ai_edge_litert on the board")
+    imports = ", ".join(f"{module}.interpreter" for module in RUNTIME_MODULES)
+    _run(["chroot", work, BOARD_PYTHON, "-c", f"import {imports}, numpy"], env=env, log=paths.log,
+         what=f"import {' and '.join(RUNTIME_MODULES)} on the board")
     shutil.rmtree(guest_wheels, ignore_errors=True)
     for leftover in glob.glob(os.path.join(work, "var/cache/apt/archives/*.deb")) + glob.glob(
             os.path.join(work, "etc/ssh/ssh_host_*")):

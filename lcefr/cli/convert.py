@@ -168,7 +168,7 @@ def _delegation(target, runtime, all_ops, as_json):
                        "(lcefr bench --emulate cortex-a57 --lce-benchmark PATH counts it)")
     try:
         if runtime == "tensorflow":
-            report = inspect_delegation(target)
+            report = inspect_delegation(buffer=buffer)
         else:
             from lcefr.board.delegation import board_delegation
 

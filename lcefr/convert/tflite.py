@@ -121,10 +121,6 @@ def _quantize(calibrated: bytes, keep_float=()) -> bytes:
     return tfl_convert.mlir_quantize(calibrated, denylisted_ops=list(keep_float) or None)
 
 
-def _xnnpack_report(buffer: bytes):
-    return inspect_delegation(buffer=buffer)
-
-
 def int8_off_xnnpack(report) -> List[str]:
     """Op types of quantized ops XNNPACK leaves to builtin kernels in a delegation ``report``
     (TensorFlow's interpreter here hands int8 ops to XNNPACK as ai-edge-litert does on aarch64 boards)."""
@@ -152,11 +148,11 @@ def convert_int8(model, representative, *, float_islands: bool = True, info: Opt
         islands: List[str] = []
         report = None
         if float_islands:
-            report = _xnnpack_report(buffer)
+            report = inspect_delegation(buffer=buffer)
             off = int8_off_xnnpack(report)
             if off:
                 candidate = _quantize(calibrated, off)
-                placed = _xnnpack_report(candidate)
+                placed = inspect_delegation(buffer=candidate)
                 if len(placed.off_xnnpack) < len(report.off_xnnpack):
                     buffer, islands, report = candidate, off, placed
         if info is not None:
